@@ -1,0 +1,136 @@
+"""The ``equilibria`` command: train, resume, sample, config, data."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import yaml
+
+from equilibria.data import DownloadError
+from equilibria.training.config import ConfigError, load_config, to_dict
+
+EXAMPLES = """examples:
+  equilibria train                                   # a small GAN on the bundled 8x8 digits
+  equilibria train configs/advas-mnist-wgangp.yaml --set data.root=../shared/data/mnist --set data.split=test
+  equilibria resume runs/my-run --set train.steps=20000
+  equilibria sample runs/my-run -n 100 --out samples.png
+  equilibria data download mnist --root data/mnist
+"""
+
+
+def _train(args: argparse.Namespace) -> None:
+    from equilibria.training.run import train
+
+    config = load_config(args.config, args.set)
+    run_dir = train(config, args.run_dir)
+    print(f"run written to {run_dir}")
+
+
+def _resume(args: argparse.Namespace) -> None:
+    from equilibria.training.run import load_run_config, train
+
+    run_dir = Path(args.run_dir)
+    train(load_run_config(run_dir, args.set), run_dir, resume=True)
+    print(f"run written to {run_dir}")
+
+
+def _sample(args: argparse.Namespace) -> None:
+    from equilibria.training.sample import sample_run
+
+    out = sample_run(Path(args.run_dir), checkpoint=args.checkpoint, num=args.num, out=args.out,
+                     use_ema=not args.no_ema, seed=args.seed, tensor_out=args.tensor)
+    print(f"samples written to {out}")
+
+
+def _config(args: argparse.Namespace) -> None:
+    print(yaml.safe_dump(to_dict(load_config(args.config, args.set)), sort_keys=False), end="")
+
+
+def _download(args: argparse.Namespace) -> None:
+    from equilibria.data import data_root, download_mnist
+
+    root = Path(args.root) if args.root else data_root(None) / "mnist"
+    splits = ("train", "test") if args.split == "all" else (args.split,)
+    kwargs = {"mirrors": args.mirror} if args.mirror else {}
+    for path in download_mnist(root, splits=splits, **kwargs):
+        print(f"verified {path}")
+
+
+def _info(args: argparse.Namespace) -> None:
+    from equilibria.data import describe, load_dataset
+
+    dataset = load_dataset(args.name, root=args.root, split=args.split, image_size=args.image_size,
+                           num_samples=args.num_samples)
+    print(describe(dataset))
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="equilibria", description="Train GANs that reach a better equilibrium.",
+                                  epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_overrides(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config key, e.g. --set train.steps=500 (repeatable)")
+
+    p = commands.add_parser("train", help="train a GAN from a YAML config (default: digits)")
+    p.add_argument("config", nargs="?", help="YAML config file; defaults for every key not given")
+    p.add_argument("--run-dir", help="where to write the run (default: config's run_dir, else runs/<time>-...)")
+    with_overrides(p)
+    p.set_defaults(func=_train)
+
+    p = commands.add_parser("resume", help="continue a run from its last checkpoint")
+    p.add_argument("run_dir")
+    with_overrides(p)
+    p.set_defaults(func=_resume)
+
+    p = commands.add_parser("sample", help="draw samples from a run's checkpoint")
+    p.add_argument("run_dir")
+    p.add_argument("--checkpoint", help="a checkpoint file (default: the run's latest)")
+    p.add_argument("-n", "--num", type=int, default=64, help="number of samples (default 64)")
+    p.add_argument("--out", help="PNG path (default: RUN_DIR/samples/sample-step-N.png)")
+    p.add_argument("--tensor", help="also save the samples as a tensor file (.pt)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the latent codes")
+    p.add_argument("--no-ema", action="store_true", help="use the raw generator even if the run kept an EMA")
+    p.set_defaults(func=_sample)
+
+    p = commands.add_parser("config", help="print the resolved, validated config")
+    p.add_argument("config", nargs="?")
+    with_overrides(p)
+    p.set_defaults(func=_config)
+
+    data = commands.add_parser("data", help="download or describe datasets")
+    data_commands = data.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
+    p = data_commands.add_parser("download", help="download MNIST and verify its MD5 checksums")
+    p.add_argument("name", choices=["mnist"])
+    p.add_argument("--root", help="target directory (default: $EQUILIBRIA_DATA/mnist, else data/mnist)")
+    p.add_argument("--split", choices=["train", "test", "all"], default="all")
+    p.add_argument("--mirror", action="append", help="base URL to fetch from instead of the official mirrors")
+    p.set_defaults(func=_download)
+    p = data_commands.add_parser("info", help="describe a dataset")
+    p.add_argument("name")
+    p.add_argument("--root")
+    p.add_argument("--split", default="train", choices=["train", "test", "all"])
+    p.add_argument("--image-size", type=int)
+    p.add_argument("--num-samples", type=int)
+    p.set_defaults(func=_info)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (ConfigError, DownloadError, FileNotFoundError, ValueError) as error:
+        print(f"equilibria: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("equilibria: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

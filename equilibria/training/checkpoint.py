@@ -1,0 +1,82 @@
+"""Checkpoints: written atomically, loaded with ``weights_only=True``, the last N kept.
+
+A checkpoint holds the trainer's state (networks, EMA, optimizers, components, data order, step)
+and the random states of torch, numpy and python, so that a resumed run continues exactly.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+_NAME = re.compile(r"^step-(\d+)\.pt$")
+
+
+def rng_state() -> dict[str, Any]:
+    """The global random states as tensors and plain values (loadable with weights_only=True)."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached": float(cached)},
+        "python": {"version": version, "internal": list(internal), "gauss": gauss},
+    }
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
+    p = state["python"]
+    random.setstate((p["version"], tuple(p["internal"]), p["gauss"]))
+
+
+def save_atomic(obj: Any, path: str | Path) -> None:
+    """torch.save to a temporary file in the same directory, fsync, then rename over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(obj, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint safely (no arbitrary code: ``weights_only=True``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
+    return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def checkpoints(directory: str | Path) -> list[Path]:
+    """The run's checkpoints, oldest step first."""
+    directory = Path(directory)
+    found = [(int(m.group(1)), p) for p in directory.glob("step-*.pt") if (m := _NAME.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def save(directory: str | Path, step: int, state: dict[str, Any], keep: int) -> Path:
+    """Write ``step-N.pt`` (with the random states) and delete all but the newest ``keep``."""
+    path = Path(directory) / f"step-{step:08d}.pt"
+    save_atomic({**state, "rng": rng_state()}, path)
+    for old in checkpoints(directory)[:-keep]:
+        old.unlink(missing_ok=True)
+    return path

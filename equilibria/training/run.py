@@ -1,0 +1,132 @@
+"""Run a training job: the run directory, the loop, logging, samples and checkpoints.
+
+A run directory holds ``config.yaml`` (the resolved config), ``metrics.jsonl``, ``tensorboard/``,
+``samples/step-N.png`` and ``checkpoints/step-N.pt``.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from tqdm import tqdm
+
+from equilibria.training import checkpoint
+from equilibria.training.build import build_trainer, dataset_of
+from equilibria.training.config import Config, ConfigError, check, from_dict, set_key, to_dict
+from equilibria.training.log import RunLog, scalars
+from equilibria.training.trainer import Trainer
+
+# Keys a resumed run may change: how long it trains and what it records.
+RESUMABLE_KEYS = ("train.steps", "log.")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def default_run_dir(config: Config) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{stamp}-{config.data.name}-{config.generator.arch}-{config.objective}-s{config.seed}"
+
+
+def fixed_noise(trainer: Trainer, n: int, seed: int) -> torch.Tensor:
+    """Latent codes for sample grids, from their own generator so the training stream is untouched."""
+    g = torch.Generator().manual_seed(seed + 12345)
+    return torch.randn(n, trainer.generator.latent_dim, generator=g).to(trainer._device)
+
+
+@torch.no_grad()
+def generate(trainer: Trainer, z: torch.Tensor, use_ema: bool = True) -> torch.Tensor:
+    """Samples in eval mode (BatchNorm running statistics untouched), from the EMA generator if any."""
+    generator = trainer.ema.model if (use_ema and trainer.ema is not None) else trainer.generator
+    was_training = generator.training
+    generator.eval()
+    try:
+        return generator(z)
+    finally:
+        generator.train(was_training)
+
+
+def load_run_config(run_dir: Path, overrides=()) -> Config:
+    """The config a run was started with, with the overrides a resume may make."""
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        raise ConfigError(f"{str(run_dir)!r} is not a run directory: it has no config.yaml")
+    data = yaml.safe_load(path.read_text())
+    for assignment in overrides:
+        key = assignment.partition("=")[0].strip()
+        if not any(key == k or (k.endswith(".") and key.startswith(k)) for k in RESUMABLE_KEYS):
+            raise ConfigError(f"--set {assignment!r}: {key!r} cannot change on resume; "
+                              f"allowed: train.steps and log.*")
+        set_key(data, assignment)
+    config = from_dict(Config, data)
+    check(config)
+    return config
+
+
+def train(config: Config, run_dir: str | Path | None = None, *, resume: bool = False) -> Path:
+    """Train as ``config`` says, writing to ``run_dir``; with ``resume`` continue its last checkpoint."""
+    run_dir = Path(run_dir or config.run_dir or default_run_dir(config))
+    ckpt_dir = run_dir / "checkpoints"
+    if not resume and checkpoint.checkpoints(ckpt_dir):
+        raise ConfigError(f"run directory {str(run_dir)!r} already has checkpoints: "
+                          f"use 'equilibria resume {run_dir}' or choose another run_dir")
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    seed_everything(config.seed)
+    dataset = dataset_of(config)
+    trainer = build_trainer(config, dataset)
+    elapsed, resume_step = 0.0, None
+    if resume:
+        found = checkpoint.checkpoints(ckpt_dir)
+        if not found:
+            raise FileNotFoundError(f"run directory {str(run_dir)!r} has no checkpoint to resume from")
+        state = checkpoint.load(found[-1], map_location=trainer._device)
+        trainer.load_state_dict(state["trainer"])
+        checkpoint.set_rng_state(state["rng"])
+        elapsed, resume_step = state["seconds"], trainer.step
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+    log = RunLog(run_dir, config.log.tensorboard, resume_step)
+    z_fixed = fixed_noise(trainer, config.log.num_samples * (16 if dataset.kind == "points" else 1), config.seed)
+    real_points = dataset.data[:len(z_fixed)] if dataset.kind == "points" else None
+    value_range = trainer.generator.output_range or (-1.0, 1.0)
+
+    def save_samples() -> None:
+        log.samples(run_dir / "samples" / f"step-{trainer.step:08d}.png", trainer.step,
+                    generate(trainer, z_fixed), real_points, value_range, centers=dataset.centers)
+
+    def save_checkpoint() -> None:
+        checkpoint.save(ckpt_dir, trainer.step, {"trainer": trainer.state_dict(), "seconds": elapsed,
+                                                 "sample_shape": list(dataset.sample_shape)}, config.log.keep_checkpoints)
+
+    steps = config.train.steps
+    bar = tqdm(total=steps, initial=trainer.step, disable=not config.log.progress, desc="train",
+               unit="it", dynamic_ncols=True)
+    started = time.perf_counter() - elapsed
+    try:
+        while trainer.step < steps:
+            logging_step = (trainer.step + 1) % config.log.every == 0 or trainer.step + 1 == steps
+            logs = trainer.train_step(diagnostics=logging_step)
+            elapsed = time.perf_counter() - started
+            bar.update(1)
+            if logging_step:
+                values = scalars(logs)
+                log.metrics(trainer.step, elapsed, values)
+                bar.set_postfix({k: f"{values[k]:.3g}" for k in ("loss_adv", "loss_gen") if k in values})
+            if trainer.step % config.log.sample_every == 0 or trainer.step == steps:
+                save_samples()
+            if trainer.step % config.log.checkpoint_every == 0 or trainer.step == steps:
+                save_checkpoint()
+    finally:
+        bar.close()
+        log.close()
+    return run_dir

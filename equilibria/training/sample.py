@@ -1,0 +1,49 @@
+"""Samples from a finished (or running) run's checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from equilibria.images import make_grid, save_png, scatter_png
+from equilibria.training import checkpoint
+from equilibria.training.build import build_networks
+from equilibria.training.checkpoint import save_atomic
+from equilibria.training.run import load_run_config
+
+
+def load_generator(run_dir: Path, checkpoint_path: str | Path | None = None, use_ema: bool = True
+                   ) -> tuple[torch.nn.Module, int]:
+    """The run's generator (its EMA if kept and ``use_ema``) in eval mode, and the checkpoint's step."""
+    config = load_run_config(run_dir)
+    if checkpoint_path is None:
+        found = checkpoint.checkpoints(run_dir / "checkpoints")
+        if not found:
+            raise FileNotFoundError(f"run directory {str(run_dir)!r} has no checkpoints")
+        checkpoint_path = found[-1]
+    state = checkpoint.load(checkpoint_path)
+    generator, _ = build_networks(config, tuple(state["sample_shape"]))
+    trainer_state = state["trainer"]
+    generator.load_state_dict(trainer_state["ema"] if use_ema and "ema" in trainer_state else trainer_state["generator"])
+    return generator.eval(), trainer_state["step"]
+
+
+@torch.no_grad()
+def sample_run(run_dir: Path, *, checkpoint: str | None = None, num: int = 64, out: str | None = None,
+               use_ema: bool = True, seed: int = 0, tensor_out: str | None = None) -> Path:
+    """Write ``num`` samples as a PNG grid (or a scatter plot for 2-D data); optionally as a tensor."""
+    if num < 1:
+        raise ValueError(f"--num: got {num}; allowed: an integer >= 1")
+    generator, step = load_generator(run_dir, checkpoint, use_ema)
+    z = torch.randn(num, generator.latent_dim, generator=torch.Generator().manual_seed(seed))
+    fake = generator(z)
+    path = Path(out) if out else run_dir / "samples" / f"sample-step-{step:08d}.png"
+    if fake.dim() == 2:
+        scatter_png(path, fake, title=f"step {step}")
+    else:
+        nrow = int(num ** 0.5 + 0.999999)
+        save_png(path, make_grid(fake, nrow=nrow, value_range=generator.output_range or (-1.0, 1.0)))
+    if tensor_out:
+        save_atomic(fake, tensor_out)
+    return path

@@ -1,0 +1,240 @@
+"""One GAN training iteration: alternating, simultaneous or joint updates of both players.
+
+Alternating (AdvAs Algorithm 1): n_adv adversary updates on fresh batches, then one generator
+update. Simultaneous: both players' gradients from one batch, then both optimizers step. Joint:
+one zero-sum loss f = -L_adv (generator minimises, adversary maximises) handed to an optimizer
+that moves both players at once (CGD/ACGD).
+
+L_adv = objective's adversary loss + the weighted penalty terms + the components' terms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor, nn
+
+from equilibria.objectives import Objective, untruncated
+from equilibria.penalties import clip_weights
+from equilibria.training.components import Component, GeneratorStep
+from equilibria.training.ema import EMA
+
+# A penalty term of L_adv, weight included: (discriminator, real, fake) -> scalar.
+PenaltyTerm = Callable[[nn.Module, Tensor, Tensor], Tensor]
+
+
+class Batches(Protocol):
+    def next(self) -> Tensor: ...
+    def state_dict(self) -> dict: ...
+    def load_state_dict(self, state: dict) -> None: ...
+
+
+class JointOptimizer(Protocol):
+    """Moves both players from one zero-sum loss: the generator minimises it, the adversary maximises."""
+
+    def step(self, loss: Tensor) -> dict[str, Any]: ...
+    def state_dict(self) -> dict: ...
+    def load_state_dict(self, state: dict) -> None: ...
+
+
+def grad_norm(parameters: Sequence[Tensor]) -> Tensor:
+    """The 2-norm of all the parameters' gradients together."""
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return torch.zeros(())
+    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+
+
+class Trainer:
+    """Holds the two players, their optimizers and the components, and runs iterations."""
+
+    def __init__(
+        self,
+        generator: nn.Module,
+        discriminator: nn.Module,
+        objective: Objective,
+        batches: Batches,
+        *,
+        g_optimizer: torch.optim.Optimizer | None = None,
+        d_optimizer: torch.optim.Optimizer | None = None,
+        joint_optimizer: JointOptimizer | None = None,
+        batch_size: int,
+        n_adv: int = 1,
+        update: str = "alternating",
+        penalties: dict[str, PenaltyTerm] | None = None,
+        weight_clip: float = 0.0,
+        components: Sequence[Component] = (),
+        ema: float = 0.0,
+    ):
+        if update not in ("alternating", "simultaneous", "joint"):
+            raise ValueError(f"train.update: got {update!r}; allowed: alternating, simultaneous, joint")
+        if (update == "joint") != (joint_optimizer is not None):
+            raise ValueError("train.update: 'joint' needs a joint optimizer, and a joint optimizer needs 'joint'")
+        if update != "joint" and (g_optimizer is None or d_optimizer is None):
+            raise ValueError(f"train.update={update} needs an optimizer for each player")
+        if n_adv < 1 or (update != "alternating" and n_adv != 1):
+            raise ValueError(f"train.n_adv: got {n_adv}; allowed: >= 1 for alternating updates, 1 otherwise")
+        self.generator = generator
+        self.discriminator = discriminator
+        self.objective = objective
+        self.batches = batches
+        self.g_optimizer = g_optimizer
+        self.d_optimizer = d_optimizer
+        self.joint_optimizer = joint_optimizer
+        self.batch_size = batch_size
+        self.n_adv = n_adv
+        self.update = update
+        self.penalties = dict(penalties or {})
+        self.weight_clip = weight_clip
+        self.components = list(components)
+        self.ema = EMA(generator, ema) if ema > 0 else None
+        self.step = 0
+        self._g_params = list(generator.parameters())
+        self._d_params = list(discriminator.parameters())
+        self._device = self._g_params[0].device
+
+    # -- pieces a component or a user may call -------------------------------------------------
+    def noise(self, n: int) -> Tensor:
+        return torch.randn(n, self.generator.latent_dim, device=self._device)
+
+    def real_batch(self) -> tuple[Tensor, Tensor]:
+        """The next real batch, raw and as the adversary sees it (after the components' transforms)."""
+        raw = self.batches.next()
+        real = raw
+        for component in self.components:
+            real = component.transform_real(real)
+        return raw, real
+
+    def adversary_loss(self, real: Tensor, fake: Tensor, d_real: Tensor | None = None,
+                       d_fake: Tensor | None = None, *, objective: Objective | None = None
+                       ) -> tuple[Tensor, dict[str, Tensor]]:
+        """L_adv(theta, phi) on one batch, with its parts; ``fake`` keeps its graph if it has one."""
+        d_real = self.discriminator(real) if d_real is None else d_real
+        d_fake = self.discriminator(fake) if d_fake is None else d_fake
+        parts = {"objective": (objective or self.objective).adversary_loss(d_real, d_fake)}
+        for name, term in self.penalties.items():
+            parts[name] = term(self.discriminator, real, fake)
+        for component in self.components:
+            parts.update(component.adversary_terms(self, real, fake, d_real, d_fake))
+        total = parts["objective"] if len(parts) == 1 else torch.stack(list(parts.values())).sum()
+        return total, parts
+
+    # -- one iteration -----------------------------------------------------------------------------
+    def train_step(self, diagnostics: bool = False) -> dict[str, Any]:
+        """One iteration; ``diagnostics`` adds gradient norms and output means (cheap, not free)."""
+        if self.update == "alternating":
+            for _ in range(self.n_adv):
+                raw, real, logs = self._adversary_update(diagnostics)
+            logs.update(self._generator_update(real, diagnostics))
+        else:
+            raw, real = self.real_batch()
+            logs = self._joint_update(real) if self.update == "joint" else self._simultaneous_update(real, diagnostics)
+        for component in self.components:
+            logs.update(component.after_iteration(self, raw))
+        if self.ema is not None:
+            self.ema.update(self.generator)
+        self.step += 1
+        return logs
+
+    def _outputs(self, real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor, dict[str, Any]]:
+        d_real, d_fake = self.discriminator(real), self.discriminator(fake)
+        logs: dict[str, Any] = {}
+        for component in self.components:
+            logs.update(component.update_before_adversary(self, d_real.detach(), d_fake.detach()))
+        return d_real, d_fake, logs
+
+    def _adversary_update(self, diagnostics: bool) -> tuple[Tensor, Tensor, dict[str, Any]]:
+        raw, real = self.real_batch()
+        with torch.no_grad():
+            fake = self.generator(self.noise(real.shape[0]))
+        d_real, d_fake, logs = self._outputs(real, fake)
+        loss, parts = self.adversary_loss(real, fake, d_real, d_fake)
+        self.d_optimizer.zero_grad(set_to_none=True)
+        loss.backward(inputs=self._d_params)
+        if diagnostics:
+            logs.update(grad_norm_adv=grad_norm(self._d_params), d_real=d_real.mean(), d_fake=d_fake.mean())
+        self.d_optimizer.step()
+        if self.weight_clip > 0:
+            clip_weights(self.discriminator, self.weight_clip)
+        logs.update(loss_adv=loss, **{f"adv/{k}": v for k, v in parts.items()})
+        return raw, real, logs
+
+    def _generator_update(self, real: Tensor, diagnostics: bool) -> dict[str, Any]:
+        z = self.noise(self.batch_size)
+        fake = self.generator(z)
+        loss = self.objective.generator_loss(self.discriminator(fake))
+        self.g_optimizer.zero_grad(set_to_none=True)
+        loss.backward(inputs=self._g_params, retain_graph=bool(self.components))
+        logs = self._adjust_generator_gradient(GeneratorStep(z, fake, real, loss))
+        if diagnostics:
+            logs["grad_norm_gen"] = grad_norm(self._g_params)
+        self.g_optimizer.step()
+        logs["loss_gen"] = loss
+        return logs
+
+    def _adjust_generator_gradient(self, step: GeneratorStep) -> dict[str, Any]:
+        logs: dict[str, Any] = {}
+        for component in self.components:
+            logs.update(component.adjust_generator_gradient(self, step))
+        return logs
+
+    def _simultaneous_update(self, real: Tensor, diagnostics: bool) -> dict[str, Any]:
+        z = self.noise(real.shape[0])
+        fake = self.generator(z)
+        d_real, d_fake, logs = self._outputs(real, fake)
+        loss_adv, parts = self.adversary_loss(real, fake, d_real, d_fake)
+        loss_gen = self.objective.generator_loss(d_fake)
+        self.d_optimizer.zero_grad(set_to_none=True)
+        self.g_optimizer.zero_grad(set_to_none=True)
+        loss_adv.backward(inputs=self._d_params, retain_graph=True)
+        loss_gen.backward(inputs=self._g_params, retain_graph=bool(self.components))
+        logs.update(self._adjust_generator_gradient(GeneratorStep(z, fake, real, loss_gen)))
+        if diagnostics:
+            logs.update(grad_norm_adv=grad_norm(self._d_params), grad_norm_gen=grad_norm(self._g_params),
+                        d_real=d_real.mean(), d_fake=d_fake.mean())
+        self.d_optimizer.step()
+        self.g_optimizer.step()
+        if self.weight_clip > 0:
+            clip_weights(self.discriminator, self.weight_clip)
+        logs.update(loss_adv=loss_adv, loss_gen=loss_gen, **{f"adv/{k}": v for k, v in parts.items()})
+        return logs
+
+    def _joint_update(self, real: Tensor) -> dict[str, Any]:
+        fake = self.generator(self.noise(real.shape[0]))
+        d_real, d_fake, logs = self._outputs(real, fake)
+        loss_adv, parts = self.adversary_loss(real, fake, d_real, d_fake, objective=untruncated(self.objective))
+        logs.update(self.joint_optimizer.step(-loss_adv))
+        if self.weight_clip > 0:
+            clip_weights(self.discriminator, self.weight_clip)
+        logs.update(loss_adv=loss_adv, loss_gen=-loss_adv, d_real=d_real.mean(), d_fake=d_fake.mean(),
+                    **{f"adv/{k}": v for k, v in parts.items()})
+        return logs
+
+    # -- checkpoints ---------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {
+            "step": self.step,
+            "generator": self.generator.state_dict(),
+            "discriminator": self.discriminator.state_dict(),
+            "batches": self.batches.state_dict(),
+            "components": {c.name: c.state_dict() for c in self.components},
+        }
+        for name in ("g_optimizer", "d_optimizer", "joint_optimizer", "ema"):
+            if getattr(self, name) is not None:
+                state[name] = getattr(self, name).state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.step = state["step"]
+        self.generator.load_state_dict(state["generator"])
+        self.discriminator.load_state_dict(state["discriminator"])
+        self.batches.load_state_dict(state["batches"])
+        for component in self.components:
+            component.load_state_dict(state["components"][component.name])
+        for name in ("g_optimizer", "d_optimizer", "joint_optimizer", "ema"):
+            if getattr(self, name) is not None:
+                if name not in state:
+                    raise KeyError(f"checkpoint has no {name} state, but this run uses one")
+                getattr(self, name).load_state_dict(state[name])

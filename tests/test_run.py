@@ -1,0 +1,130 @@
+"""Whole runs: the run directory, exact resume, checkpoints, determinism."""
+
+import json
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+
+from equilibria.training import checkpoint
+from equilibria.training.config import ConfigError, load_config
+from equilibria.training.run import load_run_config, train
+
+SMALL = ["train.steps=12", "train.batch_size=32", "train.n_adv=2", "train.ema=0.9", "objective=wgan",
+         "penalties.gradient_penalty=10", "generator.width=8", "discriminator.width=8", "log.every=2",
+         "log.sample_every=6", "log.checkpoint_every=6", "log.progress=false", "log.tensorboard=false",
+         "log.num_samples=4", "threads=1"]
+
+
+def metrics(run_dir):
+    records = [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
+    for record in records:
+        del record["seconds"]
+    return records
+
+
+def final_weights(run_dir):
+    state = checkpoint.load(checkpoint.checkpoints(Path(run_dir) / "checkpoints")[-1])["trainer"]
+    return state["generator"], state["ema"], state["discriminator"]
+
+
+def test_resumed_run_equals_uninterrupted_run(tmp_path):
+    full = train(load_config(None, SMALL), tmp_path / "full")
+    half = train(load_config(None, SMALL + ["train.steps=6"]), tmp_path / "half")
+    with (half / "metrics.jsonl").open("a") as handle:  # a line a crash left after the checkpoint
+        handle.write(json.dumps({"step": 7, "seconds": 0.0, "loss_adv": 123.0}) + "\n")
+    train(load_run_config(half, ["train.steps=12"]), half, resume=True)
+
+    assert metrics(half) == metrics(full)
+    assert [r["step"] for r in metrics(full)] == [2, 4, 6, 8, 10, 12]
+    for a, b in zip(final_weights(full), final_weights(half)):
+        assert a.keys() == b.keys()
+        for key in a:
+            torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+
+
+def test_same_seed_same_run_and_other_seed_differs(tmp_path):
+    a = train(load_config(None, SMALL + ["train.steps=4"]), tmp_path / "a")
+    b = train(load_config(None, SMALL + ["train.steps=4"]), tmp_path / "b")
+    c = train(load_config(None, SMALL + ["train.steps=4", "seed=1"]), tmp_path / "c")
+    assert metrics(a) == metrics(b)
+    assert metrics(a) != metrics(c)
+
+
+def test_run_directory_contents(tmp_path):
+    run = train(load_config(None, SMALL + ["log.tensorboard=true", "log.checkpoint_every=2", "log.keep_checkpoints=2"]),
+                tmp_path / "run")
+    assert load_config(run / "config.yaml") == load_config(None, SMALL + [
+        "log.tensorboard=true", "log.checkpoint_every=2", "log.keep_checkpoints=2"])
+    assert [p.name for p in checkpoint.checkpoints(run / "checkpoints")] == ["step-00000010.pt", "step-00000012.pt"]
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["step-00000006.png", "step-00000012.png"]
+    assert list((run / "tensorboard").glob("events.out.tfevents.*"))
+    record = metrics(run)[-1]
+    for key in ("loss_adv", "loss_gen", "adv/objective", "adv/gradient_penalty", "grad_norm_adv", "grad_norm_gen",
+                "d_real", "d_fake"):
+        assert isinstance(record[key], float), key
+    assert not list(run.rglob("*.tmp"))
+
+
+def test_two_dimensional_run_writes_scatter_plots(tmp_path):
+    run = train(load_config(None, ["data.name=ring", "data.num_samples=2000", "generator.arch=mlp",
+                                   "train.steps=4", "log.sample_every=2", "log.progress=false",
+                                   "log.tensorboard=false"]), tmp_path / "ring")
+    assert (run / "samples" / "step-00000004.png").stat().st_size > 1000
+
+
+def test_refuses_to_overwrite_a_run_and_to_change_the_recipe_on_resume(tmp_path):
+    run = train(load_config(None, SMALL + ["train.steps=2"]), tmp_path / "run")
+    with pytest.raises(ConfigError, match="already has checkpoints"):
+        train(load_config(None, SMALL), run)
+    with pytest.raises(ConfigError, match="'optim.generator.lr' cannot change on resume"):
+        load_run_config(run, ["optim.generator.lr=0.1"])
+    with pytest.raises(FileNotFoundError, match="no checkpoint to resume from"):
+        train(load_config(None, SMALL), tmp_path / "empty", resume=True)
+
+
+def test_atomic_save_leaves_nothing_behind_on_failure(tmp_path, monkeypatch):
+    path = tmp_path / "ck.pt"
+    checkpoint.save_atomic({"x": torch.ones(2)}, path)
+
+    def broken_save(obj, handle):
+        handle.write(b"half a checkpoint")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        checkpoint.save_atomic({"x": torch.zeros(2)}, path)
+    assert [p.name for p in tmp_path.iterdir()] == ["ck.pt"]
+    monkeypatch.undo()
+    torch.testing.assert_close(checkpoint.load(path)["x"], torch.ones(2))
+
+
+class Payload:
+    def __reduce__(self):
+        return (print, ("code ran while loading",))
+
+
+def test_checkpoints_load_without_running_code(tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({"trainer": Payload()}, path)
+    with pytest.raises(pickle.UnpicklingError):
+        checkpoint.load(path)
+
+
+def test_rng_state_round_trip():
+    import random
+
+    import numpy as np
+
+    state = checkpoint.rng_state()
+    expected = (torch.rand(3), np.random.rand(3), random.random())
+    checkpoint.set_rng_state(state)
+    again = (torch.rand(3), np.random.rand(3), random.random())
+    torch.testing.assert_close(expected[0], again[0])
+    assert (expected[1] == again[1]).all() and expected[2] == again[2]
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_configs_are_valid(path):
+    load_config(path)
