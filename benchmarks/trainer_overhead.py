@@ -69,6 +69,7 @@ def interleaved(first, second, iterations: int) -> tuple[list[float], list[float
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default=None, help="config of the run to measure (default: the digits demo)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config overrides")
     parser.add_argument("--iterations", type=int, default=600)
     parser.add_argument("--run-steps", type=int, default=500,
                         help="steps of the whole-run comparison (0 skips it)")
@@ -76,7 +77,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    config = load_config(args.config, ["objective=nonsaturating"])
+    config = load_config(args.config, [*args.set, "objective=nonsaturating", "penalties.gradient_penalty=0"])
     trainer = build_trainer(config)
     generator, discriminator = copy.deepcopy(trainer.generator), copy.deepcopy(trainer.discriminator)
     baseline = minimal_loop(generator, discriminator,
@@ -104,7 +105,7 @@ def whole_run(args: argparse.Namespace, baseline) -> None:
     """``equilibria train`` end to end (set-up, progress bar, metrics, TensorBoard, one sample grid and
     checkpoint) against the same number of minimal-loop iterations, timed before and after it."""
     steps = args.run_steps
-    overrides = ["objective=nonsaturating", f"train.steps={steps}", f"log.sample_every={steps}",
+    overrides = [*args.set, "objective=nonsaturating", "penalties.gradient_penalty=0", f"train.steps={steps}", f"log.sample_every={steps}",
                  f"log.checkpoint_every={steps}", "log.progress=false", f"threads={args.threads}"]
     before = interleaved(baseline, lambda: None, steps)[0]
     with tempfile.TemporaryDirectory() as run_dir:

@@ -77,3 +77,23 @@ def test_constraints_between_keys():
         load_config(None, ["data.name=ring"])
     with pytest.raises(ConfigError, match="'generator.arch': got 'mlp' for data.name=digits"):
         load_config(None, ["generator.arch=mlp"])
+
+
+def test_every_key_is_documented():
+    import dataclasses
+    import typing
+    from pathlib import Path
+
+    doc = (Path(__file__).parents[1] / "docs" / "CONFIG.md").read_text()
+
+    def keys(cls, prefix=""):
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if dataclasses.is_dataclass(hints[f.name]):
+                yield from keys(hints[f.name], prefix + f.name + ".")
+            else:
+                yield prefix + f.name
+
+    missing = [key for key in keys(Config) if f"`{key}`" not in doc
+               and f"`{key.replace('optim.adversary.', 'optim.generator.')}`" not in doc]
+    assert not missing, f"docs/CONFIG.md misses {missing}"
