@@ -28,8 +28,12 @@ def device_of(config: Config) -> torch.device:
 
 def dataset_of(config: Config) -> Dataset:
     d = config.data
-    return load_dataset(d.name, root=d.root, split=d.split, image_size=d.image_size, num_samples=d.num_samples,
-                        seed=config.seed)
+    try:
+        return load_dataset(d.name, root=d.root, split=d.split, image_size=d.image_size,
+                            num_samples=d.num_samples, seed=config.seed)
+    except FileNotFoundError as error:
+        raise ConfigError(f"config key 'data.root': got {d.root!r} (data.name={d.name}, data.split={d.split}): "
+                          f"{error}") from None
 
 
 def build_networks(config: Config, sample_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:

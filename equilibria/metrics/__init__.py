@@ -1,0 +1,2 @@
+"""Evaluation: Frechet distances, feature extractors, sample-quality scores, mode coverage and
+discriminator diagnostics."""
