@@ -104,5 +104,27 @@ def get_objective(name: str) -> Objective:
 
 
 def untruncated(objective: Objective) -> Objective:
-    """The objective whose adversary loss is ``-value``: the hinge without its truncation."""
+    """The hinge without its truncation (adversary loss ``-value``); every other objective as it is."""
+    if objective.name != "hinge":
+        return objective
     return Objective(objective.name, objective.value, _negate(objective.value), objective.generator_loss)
+
+
+def vral_objective(mu_real: float, mu_fake: float, least_squares: bool = False) -> Objective:
+    """VRAL's objective ("vral", "vral_lsq"): the adversary's loss is the meta-discriminators' terms
+    alone (Eq. 10), so its objective part is 0; the generator minimises Eq. 11 or Eq. 12.
+
+    Eq. 11: s (E_Q D - E_P D) with s = sign(mu_f - mu_r): as printed when mu_f > mu_r, and otherwise
+    the sign that moves the generator's outputs towards mu_r; E_P D has no generator gradient and is
+    left out of the loss. Eq. 12 (``least_squares``): E_Q (D - mu_r)^2.
+    """
+    if mu_real == mu_fake:
+        raise ValueError(f"meta.mu_real and meta.mu_fake: both {mu_real}; allowed: two different means")
+    sign = 1.0 if mu_fake > mu_real else -1.0
+    return Objective(
+        "vral_lsq" if least_squares else "vral",
+        value=lambda d_real, d_fake: -sign * (d_real.mean() - d_fake.mean()),
+        adversary_loss=lambda d_real, d_fake: d_real.new_zeros(()),
+        generator_loss=(lambda d_fake: (d_fake - mu_real).pow(2).mean()) if least_squares
+        else (lambda d_fake: sign * d_fake.mean()),
+    )

@@ -29,15 +29,23 @@ def final_weights(run_dir):
     return state["generator"], state["ema"], state["discriminator"]
 
 
-def test_resumed_run_equals_uninterrupted_run(tmp_path):
-    full = train(load_config(None, SMALL), tmp_path / "full")
-    half = train(load_config(None, SMALL + ["train.steps=6"]), tmp_path / "half")
+WITH_METHODS = ["lens.enabled=true", "lens.width=4", "lens.blocks=1", "lens.anneal_steps=8", "meta.enabled=true",
+                "meta.mean_subtraction=true"]
+
+
+@pytest.mark.parametrize("extra", [[], WITH_METHODS], ids=["plain", "lens+meta"])
+def test_resumed_run_equals_uninterrupted_run(tmp_path, extra):
+    full = train(load_config(None, SMALL + extra), tmp_path / "full")
+    half = train(load_config(None, SMALL + extra + ["train.steps=6"]), tmp_path / "half")
     with (half / "metrics.jsonl").open("a") as handle:  # a line a crash left after the checkpoint
         handle.write(json.dumps({"step": 7, "seconds": 0.0, "loss_adv": 123.0}) + "\n")
     train(load_run_config(half, ["train.steps=12"]), half, resume=True)
 
     assert metrics(half) == metrics(full)
     assert [r["step"] for r in metrics(full)] == [2, 4, 6, 8, 10, 12]
+    if extra:
+        assert {"lens/reconstruction", "adv/meta_real", "meta/loss_fake"} <= set(metrics(full)[-1])
+        assert (full / "samples" / "lensed-step-00000012.png").exists()
     for a, b in zip(final_weights(full), final_weights(half)):
         assert a.keys() == b.keys()
         for key in a:

@@ -165,7 +165,7 @@ class Recorder(Component):
         self.calls.append("transform_real")
         return real * 0
 
-    def update_before_adversary(self, trainer, d_real, d_fake):
+    def update_before_adversary(self, trainer, real, fake, d_real, d_fake):
         assert not d_real.requires_grad and not d_fake.requires_grad
         self.calls.append("update_before_adversary")
         return {"seen": d_real.mean()}

@@ -10,7 +10,9 @@ from torch import nn
 from equilibria import penalties as P
 from equilibria.data import BatchSampler, Dataset, load_dataset
 from equilibria.models import build_discriminator, build_generator, init_weights
-from equilibria.objectives import get_objective
+from equilibria.methods.lens import Lens, LensComponent
+from equilibria.methods.meta import LipschitzMeta, MetaDiscriminator, VarianceMeta
+from equilibria.objectives import Objective, get_objective, vral_objective
 from equilibria.training.components import Component
 from equilibria.training.config import Config, ConfigError, OptimizerConfig, PenaltyConfig
 from equilibria.training.trainer import PenaltyTerm, Trainer
@@ -74,9 +76,34 @@ def penalty_terms(config: PenaltyConfig) -> dict[str, PenaltyTerm]:
     return terms
 
 
-def build_components(config: Config, generator: nn.Module, discriminator: nn.Module) -> list[Component]:
-    """The methods' components named by the config (added by the methods' issues)."""
-    return []
+def objective_of(config: Config) -> Objective:
+    if config.objective.startswith("vral"):
+        return vral_objective(config.meta.mu_real, config.meta.mu_fake, config.objective == "vral_lsq")
+    return get_objective(config.objective)
+
+
+def build_components(config: Config, sample_shape: tuple[int, ...], device: torch.device) -> list[Component]:
+    """The methods' components the config switches on, in the order their hooks run."""
+    components: list[Component] = []
+    if config.lens.enabled:
+        c = config.lens
+        lens = Lens(sample_shape[0], width=c.width, blocks=c.blocks).to(device)
+        components.append(LensComponent(lens, build_optimizer(lens.parameters(), c.optim), config.objective,
+                                        lam=c.lam, anneal_steps=c.anneal_steps, switch_off=c.switch_off,
+                                        switch_off_tol=c.switch_off_tol, num_images=config.log.num_samples))
+    if config.meta.enabled:
+        c, m = config.meta, config.train.batch_size
+        if c.variant == "variance":
+            real_meta = MetaDiscriminator(m, c.hidden, c.order).to(device)
+            fake_meta = MetaDiscriminator(m, c.hidden, c.order).to(device)
+            optimizer = build_optimizer([*real_meta.parameters(), *fake_meta.parameters()], c.optim)
+            components.append(VarianceMeta(real_meta, fake_meta, optimizer, mu_real=c.mu_real, mu_fake=c.mu_fake,
+                                           mean_subtraction=c.mean_subtraction, weight=c.weight))
+        else:
+            meta = MetaDiscriminator(m, c.hidden, c.order).to(device)
+            components.append(LipschitzMeta(meta, build_optimizer(meta.parameters(), c.optim), k=c.lipschitz_k,
+                                            sigma=c.lipschitz_sigma, weight=c.weight))
+    return components
 
 
 def build_trainer(config: Config, dataset: Dataset | None = None) -> Trainer:
@@ -85,6 +112,7 @@ def build_trainer(config: Config, dataset: Dataset | None = None) -> Trainer:
     dataset = dataset if dataset is not None else dataset_of(config)
     torch.manual_seed(config.seed)
     generator, discriminator = build_networks(config, dataset.sample_shape)
+    components = build_components(config, dataset.sample_shape, device)
     generator.to(device)
     discriminator.to(device)
     batches = BatchSampler(dataset, config.train.batch_size, seed=config.seed,
@@ -92,7 +120,7 @@ def build_trainer(config: Config, dataset: Dataset | None = None) -> Trainer:
     return Trainer(
         generator,
         discriminator,
-        get_objective(config.objective),
+        objective_of(config),
         batches,
         g_optimizer=build_optimizer(generator.parameters(), config.optim.generator),
         d_optimizer=build_optimizer(discriminator.parameters(), config.optim.adversary),
@@ -101,6 +129,6 @@ def build_trainer(config: Config, dataset: Dataset | None = None) -> Trainer:
         update=config.train.update,
         penalties=penalty_terms(config.penalties),
         weight_clip=config.penalties.weight_clip,
-        components=build_components(config, generator, discriminator),
+        components=components,
         ema=config.train.ema,
     )

@@ -4,12 +4,13 @@ A component overrides only the hooks it needs; the trainer calls every hook of e
 at a fixed place in each iteration:
 
 - ``transform_real``: the real batch before the adversary sees it (the lens).
-- ``update_before_adversary``: update the component's own networks from the adversary's detached
-  outputs, before the adversary's update (meta-discriminators).
+- ``update_before_adversary``: update the component's own networks from the adversary's batch and
+  its detached outputs, before the adversary's update (meta-discriminators).
 - ``adversary_terms``: extra terms of L_adv, differentiable in both players (meta-discriminators).
 - ``adjust_generator_gradient``: change the generator's gradient, already in ``.grad``, before its
   optimizer steps (AdvAs).
 - ``after_iteration``: anything once per iteration, after both players moved (the lens's update).
+- ``sample_images``: extra image grids for the run's sample files (the lens's view of real data).
 
 Hooks return a dict of scalars to log. ``modules``, ``state_dict`` and ``load_state_dict`` let
 checkpoints hold the component's networks, optimizers and counters.
@@ -46,7 +47,8 @@ class Component:
     def transform_real(self, real: Tensor) -> Tensor:
         return real
 
-    def update_before_adversary(self, trainer: Trainer, d_real: Tensor, d_fake: Tensor) -> Logs:
+    def update_before_adversary(self, trainer: Trainer, real: Tensor, fake: Tensor, d_real: Tensor,
+                                d_fake: Tensor) -> Logs:
         return {}
 
     def adversary_terms(self, trainer: Trainer, real: Tensor, fake: Tensor, d_real: Tensor,
@@ -57,6 +59,9 @@ class Component:
         return {}
 
     def after_iteration(self, trainer: Trainer, real: Tensor) -> Logs:
+        return {}
+
+    def sample_images(self, trainer: Trainer) -> dict[str, Tensor]:
         return {}
 
     def modules(self) -> dict[str, nn.Module]:

@@ -90,6 +90,41 @@ class TrainConfig:
     ema: float = _range(0.0, 0.0, 1.0, open_high=True)  # decay of the generator's weight average; 0 = off
 
 
+def _optimizer(lr: float, betas: tuple[float, float] = (0.5, 0.999), eps: float = 1e-8) -> Any:
+    return field(default_factory=lambda: OptimizerConfig(lr=lr, betas=betas, eps=eps))
+
+
+@dataclass
+class LensConfig:
+    """The lens of tempered adversarial networks (equilibria/methods/lens.py)."""
+
+    enabled: bool = False
+    width: int = _range(32, 1)  # channels inside the lens
+    blocks: int = _range(8, 1)  # residual blocks (Appendix A.2: 8)
+    lam: float | None = _range(None, 0.0)  # fixed lambda; None: the schedule of Appendix A.3
+    anneal_steps: int = _range(100_000, 1)  # K of the schedule (the paper's 1e5)
+    switch_off: bool = False  # stop running the lens once lambda is 0 and it is the identity
+    switch_off_tol: float = _range(1e-6, 0.0, open_low=True)  # reconstruction error per pixel
+    optim: OptimizerConfig = _optimizer(1e-4)
+
+
+@dataclass
+class MetaConfig:
+    """Meta-discriminators (equilibria/methods/meta.py)."""
+
+    enabled: bool = False
+    variant: str = _choice("variance", "lipschitz", default="variance")  # R and F (Eq. 8-10) or M (Eq. 13)
+    mu_real: float = 1.0  # mean of N(mu_r, 1) for the outputs on real data
+    mu_fake: float = -1.0  # mean of N(mu_f, 1) for the outputs on generated data
+    mean_subtraction: bool = False  # centre the outputs on generated data by their batch mean
+    order: str = _choice("sorted", "ordered", default="sorted")  # sorted: permutation-invariant
+    hidden: int = _range(28, 1)  # hidden units (Section 4.1: 28)
+    weight: float = _range(1.0, 0.0)  # weight of the meta terms in L_adv
+    lipschitz_k: float = _range(1.0, 0.0, open_low=True)  # K of the lipschitz variant
+    lipschitz_sigma: float = _range(0.1, 0.0, open_low=True)
+    optim: OptimizerConfig = _optimizer(1e-4, eps=3e-6)  # Algorithm 1's Adam
+
+
 @dataclass
 class LogConfig:
     every: int = _range(50, 1)  # metrics every N steps
@@ -107,7 +142,8 @@ class Config:
     device: str = "cpu"
     threads: int | None = _range(None, 1)  # torch intra-op threads; None: PyTorch's default
     run_dir: str | None = None  # default: runs/<time>-<data>-<arch>
-    objective: str = _choice("minimax", "nonsaturating", "wgan", "lsgan", "hinge", default="nonsaturating")
+    objective: str = _choice("minimax", "nonsaturating", "wgan", "lsgan", "hinge", "vral", "vral_lsq",
+                             default="nonsaturating")
     data: DataConfig = field(default_factory=DataConfig)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
@@ -115,6 +151,8 @@ class Config:
     penalties: PenaltyConfig = field(default_factory=PenaltyConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    lens: LensConfig = field(default_factory=LensConfig)
+    meta: MetaConfig = field(default_factory=MetaConfig)
 
 
 def _describe(hint: Any, meta: typing.Mapping[str, Any]) -> str:
@@ -265,5 +303,11 @@ def check(config: Config) -> None:
         if arch is not None and (arch == "mlp") != points:
             allowed = "mlp" if points else "an image architecture (dcgan8, advas_mnist, icr_mnist, dcgan32)"
             raise ConfigError(f"config key {key!r}: got {arch!r} for data.name={config.data.name}; allowed: {allowed}")
+    if config.objective.startswith("vral") and not (config.meta.enabled and config.meta.variant == "variance"):
+        raise ConfigError(f"config key 'objective': got {config.objective!r} without meta-discriminators; "
+                          "allowed with meta.enabled=true and meta.variant=variance (VRAL trains the "
+                          "adversary through them alone)")
+    if config.lens.enabled and points:
+        raise ConfigError(f"config key 'lens.enabled': got true for data.name={config.data.name}; allowed: images only")
     if points and config.data.image_size is not None:
         raise ConfigError(f"config key 'data.image_size': got {config.data.image_size} for 2-D data; allowed: null")

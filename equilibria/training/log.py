@@ -52,7 +52,8 @@ class RunLog:
             for key, value in values.items():
                 self.writer.add_scalar(key, value, step)
 
-    def samples(self, path: Path, step: int, fake: Tensor, real: Tensor | None, value_range, centers=None) -> None:
+    def samples(self, path: Path, step: int, fake: Tensor, real: Tensor | None, value_range, centers=None,
+                tag: str = "samples") -> None:
         """Save a sample grid (images) or a scatter plot (2-D points) as PNG, and to TensorBoard."""
         fake = fake.detach().float().cpu()
         if fake.dim() == 2:
@@ -61,7 +62,7 @@ class RunLog:
         grid = make_grid(fake, nrow=int(math.ceil(math.sqrt(fake.shape[0]))), value_range=value_range)
         save_png(path, grid)
         if self.writer is not None:
-            self.writer.add_image("samples", torch.from_numpy(grid if grid.ndim == 3 else grid[..., None]), step,
+            self.writer.add_image(tag, torch.from_numpy(grid if grid.ndim == 3 else grid[..., None]), step,
                                   dataformats="HWC")
 
     def close(self) -> None:

@@ -103,6 +103,10 @@ def train(config: Config, run_dir: str | Path | None = None, *, resume: bool = F
     def save_samples() -> None:
         log.samples(run_dir / "samples" / f"step-{trainer.step:08d}.png", trainer.step,
                     generate(trainer, z_fixed), real_points, value_range, centers=dataset.centers)
+        for component in trainer.components:
+            for name, images in component.sample_images(trainer).items():
+                log.samples(run_dir / "samples" / f"{name}-step-{trainer.step:08d}.png", trainer.step, images,
+                            None, value_range, tag=name)
 
     def save_checkpoint() -> None:
         checkpoint.save(ckpt_dir, trainer.step, {"trainer": trainer.state_dict(), "seconds": elapsed,

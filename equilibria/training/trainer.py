@@ -136,13 +136,14 @@ class Trainer:
         if self.ema is not None:
             self.ema.update(self.generator)
         self.step += 1
-        return logs
+        return {key: value.detach() if isinstance(value, Tensor) else value for key, value in logs.items()}
 
     def _outputs(self, real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor, dict[str, Any]]:
         d_real, d_fake = self.discriminator(real), self.discriminator(fake)
         logs: dict[str, Any] = {}
         for component in self.components:
-            logs.update(component.update_before_adversary(self, d_real.detach(), d_fake.detach()))
+            logs.update(component.update_before_adversary(self, real, fake.detach(), d_real.detach(),
+                                                          d_fake.detach()))
         return d_real, d_fake, logs
 
     def _adversary_update(self, diagnostics: bool) -> tuple[Tensor, Tensor, dict[str, Any]]:

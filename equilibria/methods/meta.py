@@ -1,0 +1,149 @@
+"""Variance-regularizing meta-discriminators (VRAL, Eq. 7-13 and Algorithm 1).
+
+Two meta-discriminators R and F tell a batch of the discriminator's raw outputs on real (on
+generated) data from a batch drawn from N(mu_r, 1) (N(mu_f, 1)); the discriminator is trained to
+fool them, so its outputs stay distributed as the mixture of Eq. 7 instead of collapsing onto two
+points. The paper's meta-discriminator reads the batch as an ordered vector, so it depends on the
+order of the samples; the default here sorts the batch first, which makes it permutation-invariant
+(it still reads exactly ``batch_size`` values).
+
+A single meta-discriminator M on the slopes |D(x) - D(y)| / ||x - y|| of real-generated pairs
+against N(K, sigma) pushes the discriminator towards K-Lipschitz (Eq. 13).
+
+In any loop (after D's forward pass on real and fake)::
+
+    real_meta, fake_meta = MetaDiscriminator(64), MetaDiscriminator(64)
+    meta_loss = (meta_discriminator_loss(real_meta, d_real, mean=1.0)
+                 + meta_discriminator_loss(fake_meta, d_fake, mean=-1.0))    # their own update
+    d_loss = meta_adversary_loss(real_meta, d_real) + meta_adversary_loss(fake_meta, d_fake)  # Eq. 10
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from equilibria.training.components import Component
+
+ORDERS = ("sorted", "ordered")
+
+
+class MetaDiscriminator(nn.Module):
+    """A two-layer MLP reading a batch of ``batch_size`` scalars and returning one logit.
+
+    VRAL Section 4.1: 28 hidden units and a sigmoid output; the sigmoid is applied inside the
+    losses (as softplus) for numerical stability. ``order="sorted"`` sorts the batch first.
+    """
+
+    def __init__(self, batch_size: int, hidden: int = 28, order: str = "sorted"):
+        super().__init__()
+        if order not in ORDERS:
+            raise ValueError(f"meta.order: got {order!r}; allowed: {', '.join(ORDERS)}")
+        if batch_size < 1 or hidden < 1:
+            raise ValueError(f"meta: batch_size {batch_size} and meta.hidden {hidden}; allowed: integers >= 1")
+        self.batch_size, self.order = batch_size, order
+        self.net = nn.Sequential(nn.Linear(batch_size, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+
+    def forward(self, values: Tensor) -> Tensor:
+        """Logits for a batch (m,) -> () or for several batches (k, m) -> (k,)."""
+        if values.shape[-1] != self.batch_size or values.dim() > 2:
+            raise ValueError(f"meta-discriminator input: got shape {tuple(values.shape)}; allowed: "
+                             f"({self.batch_size},) or (k, {self.batch_size}) — it reads batches of exactly "
+                             f"train.batch_size = {self.batch_size} outputs")
+        if self.order == "sorted":
+            values = values.sort(dim=-1).values
+        return self.net(values).squeeze(-1)
+
+
+def meta_discriminator_loss(meta: MetaDiscriminator, outputs: Tensor, mean: float, std: float = 1.0,
+                            draws: int = 1) -> Tensor:
+    """-log M(y) - log(1 - M(outputs)) with y ~ N(mean, std^2)^m: the meta-discriminator's loss.
+
+    Eq. 8 and 9 (Algorithm 1, lines 5 and 8) as a loss to minimise; ``draws`` Gaussian batches
+    are averaged. ``outputs`` are detached: this loss moves only the meta-discriminator.
+    """
+    gaussian = torch.randn(draws, meta.batch_size, device=outputs.device, dtype=outputs.dtype) * std + mean
+    return F.softplus(-meta(gaussian)).mean() + F.softplus(meta(outputs.detach()))
+
+
+def meta_adversary_loss(meta: MetaDiscriminator, outputs: Tensor) -> Tensor:
+    """-log M(outputs): the discriminator's term for one meta-discriminator (Eq. 10)."""
+    return F.softplus(-meta(outputs))
+
+
+def lipschitz_slopes(d_real: Tensor, d_fake: Tensor, real: Tensor, fake: Tensor) -> Tensor:
+    """|D(x_i) - D(y_i)| / ||x_i - y_i|| for the pairs (x_i real, y_i generated) of a batch (Eq. 13)."""
+    distance = (real - fake).flatten(1).norm(dim=1).clamp_min(1e-12)
+    return (d_real - d_fake).abs() / distance
+
+
+class VarianceMeta(Component):
+    """R and F in the trainer: updated before each adversary step, their terms added to L_adv."""
+
+    name = "meta"
+
+    def __init__(self, real_meta: MetaDiscriminator, fake_meta: MetaDiscriminator, optimizer: torch.optim.Optimizer,
+                 *, mu_real: float, mu_fake: float, mean_subtraction: bool = False, weight: float = 1.0):
+        self.real_meta, self.fake_meta, self.optimizer = real_meta, fake_meta, optimizer
+        self.mu_real, self.mu_fake = mu_real, mu_fake
+        self.mean_subtraction, self.weight = mean_subtraction, weight
+
+    def _fake_outputs(self, d_fake: Tensor) -> Tensor:
+        """The outputs on generated data, centred by their batch mean in the mean-subtraction variant."""
+        return d_fake - d_fake.mean() if self.mean_subtraction else d_fake
+
+    def update_before_adversary(self, trainer, real, fake, d_real, d_fake) -> dict:
+        loss_real = meta_discriminator_loss(self.real_meta, d_real, self.mu_real)
+        loss_fake = meta_discriminator_loss(self.fake_meta, self._fake_outputs(d_fake), self.mu_fake)
+        self.optimizer.zero_grad(set_to_none=True)
+        (loss_real + loss_fake).backward()
+        self.optimizer.step()
+        return {"meta/loss_real": loss_real.detach(), "meta/loss_fake": loss_fake.detach(),
+                "meta/std_real": d_real.std(), "meta/std_fake": d_fake.std()}
+
+    def adversary_terms(self, trainer, real, fake, d_real, d_fake) -> dict[str, Tensor]:
+        return {"meta_real": self.weight * meta_adversary_loss(self.real_meta, d_real),
+                "meta_fake": self.weight * meta_adversary_loss(self.fake_meta, self._fake_outputs(d_fake))}
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {"real_meta": self.real_meta, "fake_meta": self.fake_meta}
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.optimizer.load_state_dict(state["optimizer"])
+
+
+class LipschitzMeta(Component):
+    """A single meta-discriminator M on the slopes of real-generated pairs against N(K, sigma) (Eq. 13)."""
+
+    name = "meta_lipschitz"
+
+    def __init__(self, meta: MetaDiscriminator, optimizer: torch.optim.Optimizer, *, k: float = 1.0,
+                 sigma: float = 0.1, weight: float = 1.0):
+        self.meta, self.optimizer, self.k, self.sigma, self.weight = meta, optimizer, k, sigma, weight
+
+    def update_before_adversary(self, trainer, real, fake, d_real, d_fake) -> dict:
+        slopes = lipschitz_slopes(d_real, d_fake, real, fake)
+        loss = meta_discriminator_loss(self.meta, slopes, self.k, self.sigma)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return {"meta/loss_lipschitz": loss.detach(), "meta/slope_mean": slopes.mean()}
+
+    def adversary_terms(self, trainer, real, fake, d_real, d_fake) -> dict[str, Tensor]:
+        return {"meta_lipschitz": self.weight * meta_adversary_loss(self.meta,
+                                                                    lipschitz_slopes(d_real, d_fake, real, fake))}
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {"meta": self.meta}
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.optimizer.load_state_dict(state["optimizer"])
