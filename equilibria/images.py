@@ -117,4 +117,11 @@ def scatter_png(
     if title:
         axes.set_title(title)
     figure.tight_layout()
-    _write_atomically(path, lambda file: figure.savefig(file, format="png"))
+    save_figure(figure, path)
+
+
+def save_figure(figure: Figure, path: str | os.PathLike) -> Path:
+    """Write a matplotlib Figure as a PNG, atomically."""
+    FigureCanvasAgg(figure)
+    _write_atomically(path, lambda file: figure.savefig(file, format="png", dpi=100))
+    return Path(path)

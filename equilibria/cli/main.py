@@ -17,6 +17,7 @@ EXAMPLES = """examples:
   equilibria resume runs/my-run --set train.steps=20000
   equilibria sample runs/my-run -n 100 --out samples.png
   equilibria data download mnist --root data/mnist
+  equilibria experiment experiments/advas-mnist.yaml --jobs 2
 """
 
 
@@ -42,6 +43,18 @@ def _sample(args: argparse.Namespace) -> None:
     out = sample_run(Path(args.run_dir), checkpoint=args.checkpoint, num=args.num, out=args.out,
                      use_ema=not args.no_ema, seed=args.seed, tensor_out=args.tensor)
     print(f"samples written to {out}")
+
+
+def _experiment(args: argparse.Namespace) -> None:
+    from equilibria.experiment import load_experiment, run_experiment, write_report
+
+    experiment = load_experiment(args.file)
+    out = Path(args.out or Path("runs") / Path(args.file).stem)
+    if args.report_only:
+        runs = {name: [out / name / f"s{seed}" for seed in experiment.seeds] for name in experiment.groups}
+    else:
+        runs = run_experiment(experiment, out, jobs=args.jobs, threads=args.threads, extra=args.set)
+    print(f"report written to {write_report(runs, experiment.metrics, out, Path(args.file).stem)}")
 
 
 def _config(args: argparse.Namespace) -> None:
@@ -95,6 +108,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the latent codes")
     p.add_argument("--no-ema", action="store_true", help="use the raw generator even if the run kept an EMA")
     p.set_defaults(func=_sample)
+
+    p = commands.add_parser("experiment", help="run groups of configs over seeds (resumable) and write a report")
+    p.add_argument("file", help="experiment YAML: seeds, set, metrics, groups (see equilibria/experiment.py)")
+    p.add_argument("--out", help="directory of the runs and the report (default: runs/<file name>)")
+    p.add_argument("--jobs", type=int, default=1, help="runs trained at the same time (default 1)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per run (default 1)")
+    p.add_argument("--report-only", action="store_true", help="only (re)write the report from existing runs")
+    with_overrides(p)
+    p.set_defaults(func=_experiment)
 
     p = commands.add_parser("config", help="print the resolved, validated config")
     p.add_argument("config", nargs="?")
