@@ -19,41 +19,43 @@ class DownloadError(RuntimeError):
     """No URL gave a file with the expected checksum."""
 
 
-def md5sum(path: Path) -> str:
-    """Hex md5 of a file, read in chunks."""
-    digest = hashlib.md5(usedforsecurity=False)
+def file_digest(path: Path, algorithm: str = "md5") -> str:
+    """Hex digest of a file, read in chunks."""
+    digest = hashlib.new(algorithm, usedforsecurity=False)
     with open(path, "rb") as f:
         while chunk := f.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
 
 
-def download_verified(urls: Sequence[str], dest: Path, md5: str, timeout: float = 60,
-                      progress: bool = True) -> Path:
-    """Fetch ``dest`` from the first of ``urls`` whose content has md5 ``md5``.
+def download_verified(urls: Sequence[str], dest: Path, expected: str, timeout: float = 60,
+                      progress: bool = True, algorithm: str = "md5") -> Path:
+    """Fetch ``dest`` from the first of ``urls`` whose content's hex digest starts with ``expected``
+    (a whole md5, or the first hex digits of a sha256 as in torch.hub's file names).
 
     Each attempt streams into a temporary file next to ``dest`` that is moved into
     place only when the checksum matches, and deleted otherwise (also on errors and
     KeyboardInterrupt). Raises DownloadError listing every URL tried when none works.
     """
+    dest.parent.mkdir(parents=True, exist_ok=True)
     failures = []
     for url in urls:
         try:
-            got = _fetch(url, dest, md5, timeout, progress)
+            got = _fetch(url, dest, expected, timeout, progress, algorithm)
         except (OSError, http.client.HTTPException) as error:  # URLError, HTTPError, timeouts
             failures.append(f"{url}: {error}")
             continue
-        if got == md5:
+        if got.startswith(expected):
             return dest
-        failures.append(f"{url}: got md5 {got}")
+        failures.append(f"{url}: got {algorithm} {got}")
     tried = "\n  ".join(failures) or "(no URLs given)"
-    raise DownloadError(f"could not download {dest.name} to {dest.parent}: expected md5 {md5}; "
-                        f"tried:\n  {tried}")
+    raise DownloadError(f"could not download {dest.name} to {dest.parent}: expected {algorithm} "
+                        f"{expected}{'...' if len(expected) < 32 else ''}; tried:\n  {tried}")
 
 
-def _fetch(url: str, dest: Path, md5: str, timeout: float, progress: bool) -> str:
-    """Stream ``url`` to a temp file; move it onto ``dest`` if its md5 is ``md5``. Returns the md5."""
-    digest = hashlib.md5(usedforsecurity=False)
+def _fetch(url: str, dest: Path, expected: str, timeout: float, progress: bool, algorithm: str) -> str:
+    """Stream ``url`` to a temp file; move it onto ``dest`` if its digest starts with ``expected``."""
+    digest = hashlib.new(algorithm, usedforsecurity=False)
     tmp = tempfile.NamedTemporaryFile(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part",
                                       delete=False)
     try:
@@ -65,7 +67,7 @@ def _fetch(url: str, dest: Path, md5: str, timeout: float, progress: bool) -> st
                     tmp.write(chunk)
                     digest.update(chunk)
                     bar.update(len(chunk))
-        if digest.hexdigest() == md5:
+        if digest.hexdigest().startswith(expected):
             os.replace(tmp.name, dest)
         return digest.hexdigest()
     finally:

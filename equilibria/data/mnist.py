@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from .dataset import Dataset, check_split
-from .download import download_verified, md5sum
+from .download import download_verified, file_digest
 
 MNIST_FILES = {
     "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
@@ -105,7 +105,7 @@ def download_mnist(root: str | Path, splits: Sequence[str] = ("train", "test"),
         for name in _split_files(split):
             gz = f"{name}.gz"
             dest = root / gz
-            if not (dest.is_file() and md5sum(dest) == MNIST_FILES[gz]):
+            if not (dest.is_file() and file_digest(dest) == MNIST_FILES[gz]):
                 urls = [mirror.rstrip("/") + "/" + gz for mirror in mirrors]
                 download_verified(urls, dest, MNIST_FILES[gz], timeout, progress)
             paths.append(dest)

@@ -39,9 +39,17 @@ def _sqrt_psd(matrix: np.ndarray) -> np.ndarray:
     return (vectors * np.sqrt(np.clip(values, 0.0, None))) @ vectors.T
 
 
+def _check_shapes(stats: Statistics, which: str) -> None:
+    mu, sigma = np.shape(stats.mu), np.shape(stats.sigma)
+    if len(mu) != 1 or sigma != (mu[0], mu[0]):
+        raise ValueError(f"statistics {which}: mu {mu} and sigma {sigma}; allowed: mu (D,) and sigma (D, D)")
+
+
 def frechet_distance(a: Statistics, b: Statistics) -> float:
     """The squared Frechet distance between N(a.mu, a.sigma) and N(b.mu, b.sigma)."""
-    if a.mu.shape != b.mu.shape or a.sigma.shape != b.sigma.shape:
+    _check_shapes(a, "a")
+    _check_shapes(b, "b")
+    if a.mu.shape != b.mu.shape:
         raise ValueError(f"statistics: feature sizes differ ({a.mu.shape[0]} and {b.mu.shape[0]}); "
                          "allowed: statistics of the same extractor")
     root = _sqrt_psd(a.sigma)
