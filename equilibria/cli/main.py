@@ -8,6 +8,7 @@ from pathlib import Path
 
 import yaml
 
+from equilibria.cli import game
 from equilibria.data import DownloadError
 from equilibria.training.config import ConfigError, load_config, to_dict
 
@@ -123,6 +124,8 @@ def parser() -> argparse.ArgumentParser:
     with_overrides(p)
     p.set_defaults(func=_config)
 
+    game.add_parser(commands)
+
     data = commands.add_parser("data", help="download or describe datasets")
     data_commands = data.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
     p = data_commands.add_parser("download", help="download MNIST and verify its MD5 checksums")
@@ -145,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         args.func(args)
-    except (ConfigError, DownloadError, FileNotFoundError, ValueError) as error:
+    except (ConfigError, DownloadError, FileNotFoundError, FloatingPointError, ValueError) as error:
         print(f"equilibria: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -13,8 +13,9 @@ from equilibria.models import build_discriminator, build_generator, init_weights
 from equilibria.methods.lens import Lens, LensComponent
 from equilibria.methods.meta import LipschitzMeta, MetaDiscriminator, VarianceMeta
 from equilibria.objectives import Objective, get_objective, vral_objective
+from equilibria.optim import ACGD, CGD
 from equilibria.training.components import Component
-from equilibria.training.config import Config, ConfigError, OptimizerConfig, PenaltyConfig
+from equilibria.training.config import Config, ConfigError, JointOptimizerConfig, OptimizerConfig, PenaltyConfig
 from equilibria.training.trainer import PenaltyTerm, Trainer
 
 
@@ -57,6 +58,16 @@ def build_optimizer(parameters, config: OptimizerConfig) -> torch.optim.Optimize
         return torch.optim.RMSprop(parameters, lr=config.lr, alpha=config.alpha, eps=config.eps,
                                    momentum=config.momentum, weight_decay=config.weight_decay)
     return torch.optim.SGD(parameters, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+
+
+def build_joint_optimizer(config: JointOptimizerConfig, generator: nn.Module, discriminator: nn.Module) -> CGD:
+    """The joint optimizer of ``config``: the generator is the min player, the discriminator the max player."""
+    common = dict(min_params=generator.parameters(), max_params=discriminator.parameters(), lr=config.lr,
+                  lr_min=config.lr_generator, lr_max=config.lr_adversary, tol=config.tol, atol=config.atol,
+                  max_iter=config.max_iter, solver=config.solver, restart=config.restart, warm_start=config.warm_start)
+    if config.name == "acgd":
+        return ACGD(beta=config.beta, eps=config.eps, **common)
+    return CGD(**common)
 
 
 def _weighted(weight: float, penalty, discriminator: nn.Module, real, fake):
@@ -117,13 +128,15 @@ def build_trainer(config: Config, dataset: Dataset | None = None) -> Trainer:
     discriminator.to(device)
     batches = BatchSampler(dataset, config.train.batch_size, seed=config.seed,
                            value_range=generator.output_range, device=device)
+    joint = config.train.update == "joint"
     return Trainer(
         generator,
         discriminator,
         objective_of(config),
         batches,
-        g_optimizer=build_optimizer(generator.parameters(), config.optim.generator),
-        d_optimizer=build_optimizer(discriminator.parameters(), config.optim.adversary),
+        g_optimizer=None if joint else build_optimizer(generator.parameters(), config.optim.generator),
+        d_optimizer=None if joint else build_optimizer(discriminator.parameters(), config.optim.adversary),
+        joint_optimizer=build_joint_optimizer(config.optim.joint, generator, discriminator) if joint else None,
         batch_size=config.train.batch_size,
         n_adv=config.train.n_adv,
         update=config.train.update,

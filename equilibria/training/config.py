@@ -67,9 +67,28 @@ class OptimizerConfig:
 
 
 @dataclass
+class JointOptimizerConfig:
+    """``optim.joint``: the optimizer of ``train.update: joint`` (the generator minimises f = -L_adv)."""
+
+    name: str = _choice("acgd", "cgd", default="acgd")
+    lr: float = _range(1e-4, 0.0, open_low=True)  # ACGD's alpha (ICR: 1e-4); CGD's step size
+    lr_generator: float | None = _range(None, 0.0, open_low=True)  # the generator's; null: lr
+    lr_adversary: float | None = _range(None, 0.0, open_low=True)  # the adversary's; null: lr
+    beta: float = _range(0.99, 0.0, 1.0, open_high=True)  # acgd: beta2 of the second-moment estimate
+    eps: float = _range(1e-5, 0.0, open_low=True)  # acgd
+    solver: str = _choice("cg", "gmres", default="cg")
+    tol: float = _range(1e-6, 0.0)  # relative residual of the linear solve
+    atol: float = _range(1e-10, 0.0)  # absolute residual of the linear solve
+    max_iter: int | None = _range(None, 1)  # solver iterations per step; null: no cap
+    restart: int = _range(30, 1)  # gmres
+    warm_start: bool = True  # start the solver from the previous step's solution
+
+
+@dataclass
 class OptimConfig:
     generator: OptimizerConfig = field(default_factory=OptimizerConfig)
     adversary: OptimizerConfig = field(default_factory=OptimizerConfig)
+    joint: JointOptimizerConfig = field(default_factory=JointOptimizerConfig)  # train.update: joint (CGD, ACGD)
 
 
 @dataclass
@@ -86,7 +105,7 @@ class TrainConfig:
     steps: int = _range(3000, 1)  # generator updates
     batch_size: int = _range(64, 1)
     n_adv: int = _range(1, 1)  # adversary updates per generator update
-    update: str = _choice("alternating", "simultaneous", default="alternating")
+    update: str = _choice("alternating", "simultaneous", "joint", default="alternating")
     ema: float = _range(0.0, 0.0, 1.0, open_high=True)  # decay of the generator's weight average; 0 = off
 
 
@@ -295,9 +314,13 @@ def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] 
 
 def check(config: Config) -> None:
     """Constraints between keys."""
-    if config.train.update == "simultaneous" and config.train.n_adv != 1:
-        raise ConfigError(f"config key 'train.n_adv': got {config.train.n_adv} with train.update=simultaneous; "
-                          "allowed: 1 (simultaneous updates take one step of each player)")
+    if config.train.update in ("simultaneous", "joint") and config.train.n_adv != 1:
+        raise ConfigError(f"config key 'train.n_adv': got {config.train.n_adv} with train.update="
+                          f"{config.train.update}; allowed: 1 (simultaneous and joint updates take one step of "
+                          "each player)")
+    if config.train.update == "joint" and config.objective.startswith("vral"):
+        raise ConfigError(f"config key 'objective': got {config.objective!r} with train.update=joint; allowed: a "
+                          "zero-sum objective (minimax, nonsaturating, wgan, lsgan, hinge)")
     points = config.data.name in ("ring", "grid")
     for key, arch in (("generator.arch", config.generator.arch), ("discriminator.arch", config.discriminator.arch)):
         if arch is not None and (arch == "mlp") != points:
