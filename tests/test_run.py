@@ -136,3 +136,15 @@ def test_rng_state_round_trip():
 @pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "configs").glob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_configs_are_valid(path):
     load_config(path)
+
+
+def test_evaluation_during_training_leaves_training_untouched(tmp_path, monkeypatch):
+    monkeypatch.setenv("EQUILIBRIA_CACHE", str(tmp_path / "cache"))
+    plain = train(load_config(None, SMALL), tmp_path / "plain")
+    evaluated = train(load_config(None, SMALL + ["eval.every=6", "eval.num_samples=64", "eval.metrics=fid,is",
+                                                 "eval.kid_subset_size=32"]), tmp_path / "evaluated")
+    records = metrics(evaluated)
+    scores = [r for r in records if "eval/fid" in r]
+    assert [r["step"] for r in scores] == [6, 12]
+    assert all(r["eval/fid"] > 0 and 1 <= r["eval/is"] <= 10 for r in scores)
+    assert [r for r in records if "eval/fid" not in r] == metrics(plain)

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import yaml
 
+from equilibria.cli import classifier as classifier_cli
+from equilibria.cli import evaluate as evaluate_cli
 from equilibria.cli import game
 from equilibria.data import DownloadError
 from equilibria.training.config import ConfigError, load_config, to_dict
@@ -19,6 +21,8 @@ EXAMPLES = """examples:
   equilibria sample runs/my-run -n 100 --out samples.png
   equilibria data download mnist --root data/mnist
   equilibria experiment experiments/advas-mnist.yaml --jobs 2
+  equilibria evaluate runs/my-run --metrics fid,kid --num-samples 5000
+  equilibria classifier train mnist --root ../shared/data/mnist --split test
 """
 
 
@@ -125,6 +129,8 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_config)
 
     game.add_parser(commands)
+    evaluate_cli.add_parser(commands)
+    classifier_cli.add_parser(commands)
 
     data = commands.add_parser("data", help="download or describe datasets")
     data_commands = data.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")

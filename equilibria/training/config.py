@@ -145,6 +145,20 @@ class MetaConfig:
 
 
 @dataclass
+class EvalConfig:
+    """Evaluation during training (equilibria/metrics/evaluation.py)."""
+
+    every: int = _range(0, 0)  # evaluate every N steps and at the last step; 0 = off
+    num_samples: int = _range(5000, 2)  # generated samples per evaluation (the same latent codes each time)
+    metrics: str | None = None  # comma-separated of fid, is, kid, pr, modes; null: all that apply to data.name
+    extractor: str | None = _choice("classifier", "inception", default=None)  # null: the dataset's default
+    reference_size: int | None = _range(None, 2)  # reference images; null: all, at most 10000
+    batch_size: int = _range(64, 1)
+    seed: int = _range(0, 0)  # latent codes and KID subsets
+    kid_subset_size: int = _range(1000, 2)
+
+
+@dataclass
 class LogConfig:
     every: int = _range(50, 1)  # metrics every N steps
     sample_every: int = _range(500, 1)  # sample grid every N steps
@@ -172,6 +186,7 @@ class Config:
     log: LogConfig = field(default_factory=LogConfig)
     lens: LensConfig = field(default_factory=LensConfig)
     meta: MetaConfig = field(default_factory=MetaConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
 
 def _describe(hint: Any, meta: typing.Mapping[str, Any]) -> str:
@@ -332,5 +347,15 @@ def check(config: Config) -> None:
                           "adversary through them alone)")
     if config.lens.enabled and points:
         raise ConfigError(f"config key 'lens.enabled': got true for data.name={config.data.name}; allowed: images only")
+    if config.eval.metrics is not None:
+        allowed = {"ring": ("modes",), "grid": ("modes",),
+                   "stacked_mnist": ("fid", "is", "kid", "pr", "modes")}.get(config.data.name, ("fid", "is", "kid", "pr"))
+        names = [name.strip() for name in config.eval.metrics.split(",")]
+        if not all(names) or any(name not in allowed for name in names):
+            raise ConfigError(f"config key 'eval.metrics': got {config.eval.metrics!r} for data.name="
+                              f"{config.data.name}; allowed: a comma-separated list of {', '.join(allowed)}, "
+                              "or null for all of them")
+    if points and config.eval.extractor is not None:
+        raise ConfigError(f"config key 'eval.extractor': got {config.eval.extractor!r} for 2-D data; allowed: null")
     if points and config.data.image_size is not None:
         raise ConfigError(f"config key 'data.image_size': got {config.data.image_size} for 2-D data; allowed: null")

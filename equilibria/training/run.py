@@ -23,7 +23,7 @@ from equilibria.training.log import RunLog, scalars
 from equilibria.training.trainer import Trainer
 
 # Keys a resumed run may change: how long it trains and what it records.
-RESUMABLE_KEYS = ("train.steps", "log.")
+RESUMABLE_KEYS = ("train.steps", "log.", "eval.")
 
 
 def seed_everything(seed: int) -> None:
@@ -65,7 +65,7 @@ def load_run_config(run_dir: Path, overrides=()) -> Config:
         key = assignment.partition("=")[0].strip()
         if not any(key == k or (k.endswith(".") and key.startswith(k)) for k in RESUMABLE_KEYS):
             raise ConfigError(f"--set {assignment!r}: {key!r} cannot change on resume; "
-                              f"allowed: train.steps and log.*")
+                              f"allowed: train.steps, log.* and eval.*")
         set_key(data, assignment)
     config = from_dict(Config, data)
     check(config)
@@ -112,6 +112,17 @@ def train(config: Config, run_dir: str | Path | None = None, *, resume: bool = F
         checkpoint.save(ckpt_dir, trainer.step, {"trainer": trainer.state_dict(), "seconds": elapsed,
                                                  "sample_shape": list(dataset.sample_shape)}, config.log.keep_checkpoints)
 
+    evaluate_generator = None
+    if config.eval.every:
+        from equilibria.metrics.evaluation import evaluator
+
+        e = config.eval
+        evaluate_generator = evaluator(
+            dataset, e.metrics.split(",") if e.metrics else None, e.extractor, num_samples=e.num_samples,
+            value_range=value_range, data_root=config.data.root, data_split=config.data.split,
+            progress=config.log.progress, batch_size=e.batch_size, seed=e.seed, reference_size=e.reference_size,
+            kid_subset_size=e.kid_subset_size, device=trainer._device)
+
     steps = config.train.steps
     bar = tqdm(total=steps, initial=trainer.step, disable=not config.log.progress, desc="train",
                unit="it", dynamic_ncols=True)
@@ -128,6 +139,11 @@ def train(config: Config, run_dir: str | Path | None = None, *, resume: bool = F
                 bar.set_postfix({k: f"{values[k]:.3g}" for k in ("loss_adv", "loss_gen") if k in values})
             if trainer.step % config.log.sample_every == 0 or trainer.step == steps:
                 save_samples()
+            if evaluate_generator is not None and (trainer.step % config.eval.every == 0 or trainer.step == steps):
+                eval_started = time.perf_counter()
+                scores = evaluate_generator(trainer.ema.model if trainer.ema is not None else trainer.generator)
+                started += time.perf_counter() - eval_started  # the logged time is training time only
+                log.metrics(trainer.step, elapsed, {f"eval/{name}": value for name, value in scores.items()})
             if trainer.step % config.log.checkpoint_every == 0 or trainer.step == steps:
                 save_checkpoint()
     finally:
