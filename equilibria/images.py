@@ -6,10 +6,7 @@ replaces the target, so a reader never sees a half-written file.
 
 import math
 import os
-import secrets
-from collections.abc import Callable
 from pathlib import Path
-from typing import IO
 
 import numpy as np
 import torch
@@ -17,6 +14,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image
 from torch import Tensor
+
+from equilibria.files import write_atomically
 
 
 def make_grid(
@@ -58,24 +57,6 @@ def make_grid(
     return torch.floor(grid * 255 + 0.5).clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
 
 
-def _write_atomically(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> None:
-    """Call ``write`` on a temporary file next to ``path`` (creating parent directories), then move it onto ``path``.
-
-    The temporary file is opened normally (not with mkstemp's 0600 mode), so the result gets the
-    permissions the umask gives any new file.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-    try:
-        with open(temporary, "xb") as file:
-            write(file)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-
-
 def save_png(path: str | os.PathLike, array: np.ndarray) -> None:
     """Write a uint8 image (H, W), (H, W, 1) (grayscale), (H, W, 3) (RGB) or (H, W, 4) (RGBA) as a PNG."""
     if array.dtype != np.uint8 or not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] in (1, 3, 4))):
@@ -83,7 +64,7 @@ def save_png(path: str | os.PathLike, array: np.ndarray) -> None:
             f"save_png: array must be uint8 (H, W) or (H, W, C) with C in 1, 3, 4; got {array.dtype} {array.shape}"
         )
     image = Image.fromarray(array[:, :, 0] if array.ndim == 3 and array.shape[2] == 1 else array)
-    _write_atomically(path, lambda file: image.save(file, format="PNG"))
+    write_atomically(path, lambda file: image.save(file, format="PNG"))
 
 
 def _points(name: str, points: Tensor | np.ndarray) -> np.ndarray:
@@ -123,5 +104,5 @@ def scatter_png(
 def save_figure(figure: Figure, path: str | os.PathLike) -> Path:
     """Write a matplotlib Figure as a PNG, atomically."""
     FigureCanvasAgg(figure)
-    _write_atomically(path, lambda file: figure.savefig(file, format="png", dpi=100))
+    write_atomically(path, lambda file: figure.savefig(file, format="png", dpi=100))
     return Path(path)

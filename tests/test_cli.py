@@ -1,19 +1,16 @@
 """The equilibria command: exit codes, messages and files."""
 
-import functools
-import http.server
-import os
 import shutil
 import subprocess
 import sys
-import threading
-from pathlib import Path
 
 import pytest
 
+from conftest import shared_mnist_dir
+
 from equilibria.cli.main import main
 
-MNIST = Path(os.environ.get("EQUILIBRIA_MNIST_DIR", Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"))
+MNIST = shared_mnist_dir()
 FAST = ["--set", "train.steps=4", "--set", "generator.width=8", "--set", "discriminator.width=8",
         "--set", "log.progress=false", "--set", "log.tensorboard=false", "--set", "log.sample_every=2"]
 
@@ -57,21 +54,14 @@ def test_data_info_describes_digits(capsys):
 
 
 @pytest.fixture
-def mnist_server(tmp_path):
+def mnist_server(served):
+    """The shared MNIST test split served on 127.0.0.1; returns the base URL."""
     if not (MNIST / "t10k-images-idx3-ubyte.gz").exists():
         pytest.skip(f"MNIST test split not found at {MNIST}: set EQUILIBRIA_MNIST_DIR")
-    served = tmp_path / "served"
-    served.mkdir()
+    www, base = served
     for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
-        shutil.copy(MNIST / name, served / name)
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
-    handler.log_message = lambda *args: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
-    server.server_close()
+        shutil.copy(MNIST / name, www / name)
+    return base + "/"
 
 
 def test_data_download_from_a_local_mirror(tmp_path, mnist_server, capsys):
@@ -83,7 +73,7 @@ def test_data_download_from_a_local_mirror(tmp_path, mnist_server, capsys):
 
 def test_data_download_refuses_a_corrupt_file(tmp_path, mnist_server, capsys):
     root = tmp_path / "mnist"
-    served_dir = tmp_path / "served"
+    served_dir = tmp_path / "www"
     data = bytearray((served_dir / "t10k-labels-idx1-ubyte.gz").read_bytes())
     data[100] ^= 0xFF
     (served_dir / "t10k-labels-idx1-ubyte.gz").write_bytes(bytes(data))

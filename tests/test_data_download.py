@@ -1,12 +1,10 @@
-import functools
 import hashlib
-import http.server
 import os
 import shutil
-import threading
 from pathlib import Path
 
 import pytest
+from conftest import shared_mnist_dir
 
 from equilibria.data import DownloadError, download_mnist
 from equilibria.data import download as download_module
@@ -21,38 +19,13 @@ def _md5(path: Path) -> str:
 
 def _shared() -> tuple[Path, dict[str, str]]:
     """The shared MNIST directory and the md5 of each test-split file (from MD5SUMS if present)."""
-    default = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
-    directory = Path(os.environ.get("EQUILIBRIA_MNIST_DIR") or default)
+    directory = shared_mnist_dir()
     if not all((directory / name).is_file() for name in TEST_FILES):
         pytest.skip(f"MNIST test split not found at {directory}: set EQUILIBRIA_MNIST_DIR")
     sums = directory / "MD5SUMS"
     listed = (dict(reversed(line.split()) for line in sums.read_text().splitlines() if line.strip())
               if sums.is_file() else {name: _md5(directory / name) for name in TEST_FILES})
     return directory, listed
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format, *args):
-        pass
-
-
-@pytest.fixture
-def served(tmp_path, request):
-    """A local HTTP server on 127.0.0.1 serving tmp_path/www; yields (www, base URL)."""
-    www = tmp_path / "www"
-    www.mkdir()
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(www)))
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-
-    def stop():
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-
-    request.addfinalizer(stop)
-    return www, f"http://127.0.0.1:{server.server_address[1]}"
 
 
 def _publish(www: Path, sub: str, source: Path, corrupt: bool = False) -> None:

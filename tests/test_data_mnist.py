@@ -1,9 +1,9 @@
 import gzip
-import os
 import shutil
 from pathlib import Path
 
 import pytest
+from conftest import shared_mnist_dir
 import torch
 
 from equilibria.data import load_dataset
@@ -16,8 +16,7 @@ TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
 @pytest.fixture(scope="module")
 def mnist_dir() -> Path:
-    default = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
-    directory = Path(os.environ.get("EQUILIBRIA_MNIST_DIR") or default)
+    directory = shared_mnist_dir()
     if not all((directory / name).is_file() for name in TEST_FILES):
         pytest.skip(f"MNIST test split not found at {directory}: set EQUILIBRIA_MNIST_DIR")
     return directory

@@ -2,10 +2,7 @@
 checked downloads, preprocessing against hand-computed values, and batched feature extraction."""
 
 import copy
-import functools
 import hashlib
-import http.server
-import threading
 
 import numpy as np
 import pytest
@@ -218,29 +215,6 @@ def test_weights_path_order_and_absent_weights(tmp_path, monkeypatch):
 
 # ---------------------------------------------------------------------------------------------
 # Downloads from a local server
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format, *args):
-        pass
-
-
-@pytest.fixture
-def served(tmp_path, request):
-    """A local HTTP server on 127.0.0.1 serving tmp_path/www; returns (www, base URL)."""
-    www = tmp_path / "www"
-    www.mkdir()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(www)))
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-
-    def stop():
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-
-    request.addfinalizer(stop)
-    return www, f"http://127.0.0.1:{server.server_address[1]}"
 
 
 def _named_by_hash(content: bytes) -> str:

@@ -4,7 +4,6 @@ import math
 
 import pytest
 import torch
-from torch import nn
 
 from equilibria.methods.meta import (LipschitzMeta, MetaDiscriminator, VarianceMeta, lipschitz_slopes,
                                      meta_adversary_loss, meta_discriminator_loss)

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from equilibria.files import write_atomically
 from equilibria.metrics.frechet import Statistics, feature_statistics
 from equilibria.metrics.weights import cache_dir as default_cache_dir
 
@@ -55,18 +54,9 @@ def reference_path(dataset: str, key: str, cache_dir: str | Path | None = None) 
 
 def save_reference(path: Path, reference: Reference) -> None:
     """Write atomically: a temporary file in the same directory, fsynced, then renamed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, features=reference.features, mu=reference.statistics.mu,
-                     sigma=reference.statistics.sigma, count=np.int64(reference.statistics.count))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(path, lambda handle: np.savez(
+        handle, features=reference.features, mu=reference.statistics.mu, sigma=reference.statistics.sigma,
+        count=np.int64(reference.statistics.count)))
 
 
 def load_reference(path: Path) -> Reference:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from equilibria.data.download import DownloadError, download_verified
+from equilibria.data.download import download_verified
 from equilibria.metrics.inception import FIDInceptionV3
 
 FID_WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from equilibria.optim.hvp import MixedHessian, unflatten
 from equilibria.optim.krylov import conjugate_gradient, gmres
