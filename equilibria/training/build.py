@@ -10,12 +10,14 @@ from torch import nn
 from equilibria import penalties as P
 from equilibria.data import BatchSampler, Dataset, load_dataset
 from equilibria.models import build_discriminator, build_generator, init_weights
+from equilibria.methods.advas import AdvAs
 from equilibria.methods.lens import Lens, LensComponent
 from equilibria.methods.meta import LipschitzMeta, MetaDiscriminator, VarianceMeta
 from equilibria.objectives import Objective, get_objective, vral_objective
 from equilibria.optim import ACGD, CGD
 from equilibria.training.components import Component
-from equilibria.training.config import Config, ConfigError, JointOptimizerConfig, OptimizerConfig, PenaltyConfig
+from equilibria.training.config import (AdvAsConfig, Config, ConfigError, JointOptimizerConfig, OptimizerConfig,
+                                       PenaltyConfig)
 from equilibria.training.trainer import PenaltyTerm, Trainer
 
 
@@ -114,7 +116,26 @@ def build_components(config: Config, sample_shape: tuple[int, ...], device: torc
             meta = MetaDiscriminator(m, c.hidden, c.order).to(device)
             components.append(LipschitzMeta(meta, build_optimizer(meta.parameters(), c.optim), k=c.lipschitz_k,
                                             sigma=c.lipschitz_sigma, weight=c.weight))
+    advas = build_advas(config.advas, config.penalties)
+    if advas is not None:
+        components.append(advas)
     return components
+
+
+def build_advas(config: AdvAsConfig, penalties: PenaltyConfig | None = None) -> AdvAs | None:
+    """The AdvAs component a run config asks for (None when ``advas.enabled`` is false).
+
+    ``penalties`` (the run's penalty weights) give the per-sample L_adv of the unbiased estimator.
+    """
+    if not config.enabled:
+        return None
+    weights = {}
+    if penalties is not None:
+        weights = {"gradient_penalty": penalties.gradient_penalty,
+                   "gradient_penalty_center": penalties.gradient_penalty_center, "r1": penalties.r1, "l2": penalties.l2}
+    return AdvAs(lam=config.lam, mode=config.mode, difference=config.difference, eps_scale=config.eps_scale,
+                 estimator=config.estimator, hinge_truncation=config.hinge_truncation, r_only=config.r_only,
+                 chunk_size=config.chunk_size, penalties=weights)
 
 
 def build_trainer(config: Config, dataset: Dataset | None = None) -> Trainer:

@@ -145,6 +145,21 @@ class MetaConfig:
 
 
 @dataclass
+class AdvAsConfig:
+    """The Adversary's Assistant (equilibria/methods/advas.py, docs/ADVAS.md)."""
+
+    enabled: bool = False
+    lam: float | None = _range(None, 0.0)  # None: the heuristic of Eq. 11
+    mode: str = _choice("auto", "exact", "hvp", default="auto")  # how grad_theta r is computed
+    difference: str = _choice("forward", "central", default="forward")  # hvp mode
+    eps_scale: float | None = _range(None, 0.0, open_low=True)  # hvp step scale c; None: by dtype
+    estimator: str = _choice("biased", "unbiased", default="biased")  # Eq. 10, or Appendix B
+    hinge_truncation: bool = False  # compute r with the hinge's truncation (Section 5: without)
+    r_only: bool = False  # the generator minimises lambda r alone (Appendix C.3)
+    chunk_size: int | None = _range(8, 1)  # unbiased: samples per vmap call; None: all
+
+
+@dataclass
 class EvalConfig:
     """Evaluation during training (equilibria/metrics/evaluation.py)."""
 
@@ -186,6 +201,7 @@ class Config:
     log: LogConfig = field(default_factory=LogConfig)
     lens: LensConfig = field(default_factory=LensConfig)
     meta: MetaConfig = field(default_factory=MetaConfig)
+    advas: AdvAsConfig = field(default_factory=AdvAsConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
 
@@ -329,6 +345,9 @@ def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] 
 
 def check(config: Config) -> None:
     """Constraints between keys."""
+    if config.advas.enabled and config.train.update == "joint":
+        raise ConfigError("config key 'advas.enabled': got true with train.update=joint; allowed: false (AdvAs "
+                          "changes the generator's own step, which a joint update does not take)")
     if config.train.update in ("simultaneous", "joint") and config.train.n_adv != 1:
         raise ConfigError(f"config key 'train.n_adv': got {config.train.n_adv} with train.update="
                           f"{config.train.update}; allowed: 1 (simultaneous and joint updates take one step of "

@@ -1,0 +1,610 @@
+"""The Adversary's Assistant (AdvAs; advas-assisting-the-adversary, Sections 4.1-4.3, Appendix B).
+
+The generator minimises L_gen + lambda r (Eq. 8) with r(theta, phi) = ||grad_phi L_adv(theta, phi)||^2
+(Eq. 9), L_adv including the adversary's penalties. Its gradient is the mixed Hessian-vector product
+
+    g_AdvAs = grad_theta r = 2 (grad_theta grad_phi L_adv)^T v,    v = grad_phi L_adv,
+
+and lambda is fixed or min(1, ||g_orig|| / ||g_AdvAs||) (Eq. 11). L_adv depends on theta only through
+the generator's samples x = G(z), so everything below differentiates with respect to x and ends
+with one backward pass through the generator.
+
+Modes of computing g_AdvAs:
+
+- ``exact``: double backward (grad_x of ||grad_phi L_adv||^2 with ``create_graph``). With a
+  gradient penalty inside L_adv this takes third derivatives of the discriminator. PyTorch's
+  batch-, instance- and layer-norm kernels give silently wrong third derivatives (torch 2.13;
+  ``gradgradcheck`` fails), so this mode evaluates L_adv with those layers computed from
+  elementwise operations (``_CompositeNorms``), which differentiate correctly to any order.
+- ``hvp``: a finite difference of grad_x L_adv along v, needing no higher derivative than L_adv
+  itself: ``forward`` 2 (g(phi + eps v) - g(phi)) / eps or ``central`` (g(phi + eps v) - g(phi - eps v))
+  / eps, g = grad_x L_adv, with eps = eps_scale (1 + ||phi||) / ||v||. v and g(phi) come from one
+  backward pass. The perturbed evaluations replay the branches that the piecewise-linear functions
+  (ReLU, leaky ReLU, hardtanh, max pooling, the hinge) took at phi (``_FrozenKinks``): without
+  this, a unit crossing its kink within eps changes g by a jump that the division by eps turns
+  into noise larger than the signal (on the E.1 networks the cosine to the exact value falls
+  below 0.9). They also start from the same random state (the gradient penalty's interpolation
+  weights) and the same discriminator buffers; phi itself is never modified.
+- ``auto``: on first use, both; the hvp result if they agree (cosine >= 0.99). If they disagree,
+  the other finite difference decides: when the forward and central differences agree, the exact
+  derivatives are wrong (hvp is kept), else the finite difference is (exact is used); a warning
+  either way. hvp if the exact mode raises (an operation without higher derivatives).
+
+Few lines in any training loop (``G``, ``D`` modules; ``real`` the adversary's last batch)::
+
+    fake = G(z)
+    loss_gen = objective.generator_loss(D(fake))
+    g_opt.zero_grad()
+    loss_gen.backward(inputs=list(G.parameters()), retain_graph=True)
+    logs = apply_advas(lambda x: objective.adversary_loss(D(real), D(x)) + 10 * gradient_penalty(D, real, x),
+                       fake, G, D, mode="hvp")
+    g_opt.step()
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.overrides import TorchFunctionMode
+
+from equilibria.objectives import Objective, untruncated
+from equilibria.training.components import Component, GeneratorStep
+
+if TYPE_CHECKING:
+    from equilibria.training.trainer import Trainer
+
+MODES = ("auto", "exact", "hvp")
+DIFFERENCES = ("forward", "central")
+ESTIMATORS = ("biased", "unbiased")
+AUTO_AGREEMENT = 0.99  # cosine between the exact and hvp results above which auto keeps hvp
+# eps_scale = EPS_FACTOR[difference] * machine_epsilon ** EPS_POWER[difference]: calibrated on the E.1
+# networks with the gradient penalty (docs/ADVAS.md), smaller than the textbook sqrt / cube root
+# because grad_x L_adv is strongly curved along v.
+EPS_POWER = {"forward": 1 / 2, "central": 1 / 3}
+EPS_FACTOR = {"forward": 0.03, "central": 0.02}
+
+
+class AdvAsGradient(NamedTuple):
+    """g_AdvAs = grad_theta r (one tensor per generator parameter), r, and the mode that computed it."""
+
+    gradient: list[Tensor]
+    r: Tensor
+    mode: str
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+def _check(option: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"advas.{option}: got {value!r}; allowed: {', '.join(allowed)}")
+
+
+def _norm(tensors: list[Tensor]) -> Tensor:
+    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(t) for t in tensors]))
+
+
+def _cosine(a: Tensor, b: Tensor) -> float:
+    return float((a * b).sum() / (a.norm() * b.norm()).clamp_min(torch.finfo(a.dtype).tiny))
+
+
+def default_eps_scale(dtype: torch.dtype, difference: str = "forward") -> float:
+    """c in eps = c (1 + ||phi||) / ||v||: EPS_FACTOR * macheps ** (1/2 forward, 1/3 central)."""
+    _check("difference", difference, DIFFERENCES)
+    return EPS_FACTOR[difference] * torch.finfo(dtype).eps ** EPS_POWER[difference]
+
+
+class _RandomState:
+    """The random state at construction, to start every evaluation of L_adv from the same draws."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.cpu = torch.get_rng_state()
+        self.cuda = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+
+    def restore(self) -> None:
+        torch.set_rng_state(self.cpu)
+        if self.cuda is not None:
+            torch.cuda.set_rng_state(self.cuda, self.device)
+
+
+class _Buffers:
+    """The discriminator's buffers (BatchNorm statistics, spectral-norm vectors) at construction."""
+
+    def __init__(self, module: nn.Module):
+        self.pairs = [(b, b.clone()) for b in module.buffers()]
+
+    @torch.no_grad()
+    def restore(self) -> None:
+        for buffer, saved in self.pairs:
+            buffer.copy_(saved)
+
+
+# -- normalisation layers that differentiate correctly to any order --------------------------------
+def _affine(out: Tensor, weight: Tensor | None, bias: Tensor | None, shape: tuple[int, ...]) -> Tensor:
+    if weight is not None:
+        out = out * weight.view(shape)
+    if bias is not None:
+        out = out + bias.view(shape)
+    return out
+
+
+@torch.no_grad()
+def _update_running(running_mean: Tensor | None, running_var: Tensor | None, mean: Tensor, var: Tensor,
+                    count: int, momentum: float) -> None:
+    """What the native kernels do: exponential averages of the mean and the unbiased variance."""
+    if running_mean is not None:
+        running_mean.lerp_(mean.to(running_mean.dtype), momentum)
+    if running_var is not None:
+        running_var.lerp_((var * count / max(count - 1, 1)).to(running_var.dtype), momentum)
+
+
+def _batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
+                weight: Tensor | None = None, bias: Tensor | None = None, training: bool = False,
+                momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+    if not training and running_mean is not None:  # affine in the input: the native kernel is exact
+        return F.batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps)
+    dims = (0, *range(2, input.dim()))
+    mean, var = input.mean(dims, keepdim=True), input.var(dims, unbiased=False, keepdim=True)
+    if training:
+        _update_running(running_mean, running_var, mean.flatten(), var.flatten(), input.numel() // input.shape[1],
+                        momentum)
+    shape = (1, -1) + (1,) * (input.dim() - 2)
+    return _affine((input - mean) * torch.rsqrt(var + eps), weight, bias, shape)
+
+
+def _instance_norm(input: Tensor, running_mean: Tensor | None = None, running_var: Tensor | None = None,
+                   weight: Tensor | None = None, bias: Tensor | None = None, use_input_stats: bool = True,
+                   momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+    if not use_input_stats:
+        return F.instance_norm(input, running_mean, running_var, weight, bias, use_input_stats, momentum, eps)
+    dims = tuple(range(2, input.dim()))
+    mean, var = input.mean(dims, keepdim=True), input.var(dims, unbiased=False, keepdim=True)
+    count = math.prod(input.shape[2:])
+    _update_running(running_mean, running_var, mean.flatten(1).mean(0), var.flatten(1).mean(0), count, momentum)
+    shape = (1, -1) + (1,) * len(dims)
+    return _affine((input - mean) * torch.rsqrt(var + eps), weight, bias, shape)
+
+
+def _layer_norm(input: Tensor, normalized_shape: list[int] | tuple[int, ...], weight: Tensor | None = None,
+                bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
+    dims = tuple(range(-len(normalized_shape), 0))
+    mean, var = input.mean(dims, keepdim=True), input.var(dims, unbiased=False, keepdim=True)
+    out = (input - mean) * torch.rsqrt(var + eps)
+    return _affine(out, weight, bias, tuple(normalized_shape))
+
+
+_COMPOSITE_NORMS = {F.batch_norm: _batch_norm, F.instance_norm: _instance_norm, F.layer_norm: _layer_norm}
+
+
+class _CompositeNorms(TorchFunctionMode):
+    """Batch, instance and layer normalisation from elementwise operations (third derivatives right)."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        return _COMPOSITE_NORMS.get(func, func)(*args, **(kwargs or {}))
+
+
+# -- piecewise-linear functions on recorded branches -----------------------------------------------
+_RELUS = (F.relu, torch.relu, Tensor.relu)
+_POOLS = (F.max_pool1d, F.max_pool2d, F.max_pool3d)
+
+
+class _FrozenKinks(TorchFunctionMode):
+    """Records the branch each piecewise-linear function takes, then replays it as a linear map.
+
+    ``recording()``: native results, branches stored in call order. ``replaying()``: relu(x) =
+    x * mask, leaky_relu(x) = where(mask, x, slope x), hardtanh(x) = where(mask, x, recorded bound),
+    max pooling gathers the recorded argmax positions. L_adv must call them in the same order.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.branches: list[tuple[torch.Size, tuple[Tensor, ...]]] = []
+        self.record = True
+        self.position = 0
+
+    @contextmanager
+    def recording(self) -> Iterator[None]:
+        self.branches, self.record = [], True
+        with self:
+            yield
+
+    @contextmanager
+    def replaying(self) -> Iterator[None]:
+        self.record, self.position = False, 0
+        with self:
+            yield
+        if self.position != len(self.branches):
+            raise RuntimeError(f"advas.mode=hvp: L_adv evaluated {self.position} piecewise-linear functions at the "
+                               f"perturbed point but {len(self.branches)} at phi; it must run the same operations")
+
+    def _store(self, x: Tensor, *tensors: Tensor) -> None:
+        self.branches.append((x.shape, tensors))
+
+    def _branch(self, x: Tensor) -> tuple[Tensor, ...]:
+        if self.position >= len(self.branches):
+            raise RuntimeError("advas.mode=hvp: L_adv evaluated more piecewise-linear functions at the perturbed "
+                               "point than at phi; it must run the same operations")
+        shape, tensors = self.branches[self.position]
+        self.position += 1
+        if shape != x.shape:
+            raise RuntimeError(f"advas.mode=hvp: a piecewise-linear function saw shape {tuple(x.shape)} at the "
+                               f"perturbed point but {tuple(shape)} at phi")
+        return tensors
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in _RELUS:
+            return self._relu(func, args, kwargs)
+        if func is F.leaky_relu:
+            return self._leaky_relu(func, args, kwargs)
+        if func is F.hardtanh:
+            return self._hardtanh(func, args, kwargs)
+        if func in _POOLS:
+            return self._max_pool(func, args, kwargs)
+        return func(*args, **kwargs)
+
+    def _relu(self, func, args, kwargs):
+        x = args[0]
+        if self.record:
+            out = func(*args, **kwargs)
+            self._store(x, out > 0)
+            return out
+        (mask,) = self._branch(x)
+        return x * mask
+
+    def _leaky_relu(self, func, args, kwargs):
+        x = args[0]
+        slope = kwargs.get("negative_slope", args[1] if len(args) > 1 else 0.01)
+        if self.record:
+            self._store(x, x > 0)
+            return func(*args, **kwargs)
+        (mask,) = self._branch(x)
+        return torch.where(mask, x, x * slope)
+
+    def _hardtanh(self, func, args, kwargs):
+        x = args[0]
+        low = kwargs.get("min_val", args[1] if len(args) > 1 else -1.0)
+        high = kwargs.get("max_val", args[2] if len(args) > 2 else 1.0)
+        if self.record:
+            self._store(x, (x > low) & (x < high), x >= high)
+            return func(*args, **kwargs)
+        inside, above = self._branch(x)
+        return torch.where(inside, x, torch.full_like(x, low).masked_fill(above, high))
+
+    def _max_pool(self, func, args, kwargs):
+        x, rest = args[0], list(args[1:])
+        wants_indices = kwargs.pop("return_indices", rest.pop(5) if len(rest) > 5 else False)
+        if self.record:
+            out, indices = func(x, *rest, return_indices=True, **kwargs)
+            self._store(x, indices)
+        else:
+            (indices,) = self._branch(x)
+            dims = {F.max_pool1d: 1, F.max_pool2d: 2, F.max_pool3d: 3}[func]
+            out = x.flatten(-dims).gather(-1, indices.flatten(-dims)).view(indices.shape)
+        return (out, indices) if wants_indices else out
+
+
+# -- the biased estimator (Eq. 10) -----------------------------------------------------------------
+class _Evaluation:
+    """L_adv at the given discriminator parameters, each time from the same random state and buffers."""
+
+    def __init__(self, adversary_loss: Callable[[Tensor], Tensor], discriminator: nn.Module, x: Tensor):
+        self.adversary_loss = adversary_loss
+        self.discriminator = discriminator
+        self.named = [(n, p) for n, p in discriminator.named_parameters() if p.requires_grad]
+        self.phi = [p for _, p in self.named]
+        self.x = x
+        self.random = _RandomState(x.device)
+        self.buffers = _Buffers(discriminator)
+
+    def __call__(self, params: list[Tensor] | None = None) -> Tensor:
+        self.random.restore()
+        self.buffers.restore()
+        if params is None:
+            return self.adversary_loss(self.x)
+        swapped = {f"discriminator.{name}": p for (name, _), p in zip(self.named, params)}
+        return torch.func.functional_call(_Closure(self.discriminator), swapped, (self.adversary_loss, self.x))
+
+
+class _Closure(nn.Module):
+    """Runs a function of x while ``functional_call`` swaps the discriminator's parameters."""
+
+    def __init__(self, discriminator: nn.Module):
+        super().__init__()
+        self.discriminator = discriminator
+
+    def forward(self, fn: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
+        return fn(x)
+
+
+def _grads(output: Tensor, inputs: list[Tensor], **kwargs: Any) -> list[Tensor]:
+    return list(torch.autograd.grad(output, inputs, allow_unused=True, materialize_grads=True, **kwargs))
+
+
+def _exact(evaluate: _Evaluation) -> tuple[Tensor, Tensor, Tensor]:
+    """(L_adv, r, grad_x r) by double backward, the norm layers composite."""
+    with _CompositeNorms():
+        loss = evaluate()
+    v = _grads(loss, evaluate.phi, create_graph=True)
+    r = torch.stack([t.pow(2).sum() for t in v]).sum()
+    (grad_x,) = _grads(r, [evaluate.x])
+    return loss.detach(), r.detach(), grad_x
+
+
+def _hvp(evaluate: _Evaluation, difference: str, eps_scale: float | None) -> tuple[Tensor, Tensor, Tensor]:
+    """(L_adv, r, grad_x r) by a finite difference of grad_x L_adv along v, the kinks frozen."""
+    kinks = _FrozenKinks()
+    with kinks.recording():
+        loss = evaluate()
+    *v, grad_x0 = _grads(loss, [*evaluate.phi, evaluate.x])
+    v_norm = _norm(v)
+    r = v_norm.square()
+    if v_norm == 0:
+        return loss.detach(), r, torch.zeros_like(grad_x0)
+    scale = default_eps_scale(grad_x0.dtype, difference) if eps_scale is None else eps_scale
+    eps = scale * (1 + float(_norm([p.detach() for p in evaluate.phi]))) / float(v_norm)
+
+    def grad_x_at(step: float) -> Tensor:
+        params = torch._foreach_add([p.detach() for p in evaluate.phi], v, alpha=step)
+        with kinks.replaying():
+            perturbed = evaluate(params)
+        return _grads(perturbed, [evaluate.x])[0]
+
+    if difference == "central":
+        return loss.detach(), r, (grad_x_at(eps) - grad_x_at(-eps)) / eps
+    return loss.detach(), r, (grad_x_at(eps) - grad_x0) * (2 / eps)
+
+
+def _fake_gradient(evaluate: _Evaluation, mode: str, difference: str, eps_scale: float | None
+                   ) -> tuple[str, Tensor, Tensor, Tensor]:
+    """(mode used, L_adv, r, grad_x r); ``auto`` compares both modes (see the module docstring)."""
+    if mode == "exact":
+        return ("exact", *_exact(evaluate))
+    if mode == "hvp":
+        return ("hvp", *_hvp(evaluate, difference, eps_scale))
+    try:
+        exact = _exact(evaluate)
+    except (RuntimeError, NotImplementedError) as error:
+        warnings.warn(f"advas.mode=auto: exact double backward failed ({error}); using hvp", stacklevel=3)
+        return ("hvp", *_hvp(evaluate, difference, eps_scale))
+    approximate = _hvp(evaluate, difference, eps_scale)
+    cosine = _cosine(exact[2], approximate[2])
+    if cosine >= AUTO_AGREEMENT:
+        return ("hvp", *approximate)
+    other = _hvp(evaluate, DIFFERENCES[1 - DIFFERENCES.index(difference)], None)
+    if _cosine(other[2], approximate[2]) >= AUTO_AGREEMENT:
+        warnings.warn(f"advas.mode=auto: exact double backward disagrees with both finite differences (cosine "
+                      f"{cosine:.4f}): some operation has wrong higher derivatives; using hvp", stacklevel=3)
+        return ("hvp", *approximate)
+    warnings.warn(f"advas.mode=auto: the hvp and exact gradients disagree (cosine {cosine:.4f} < {AUTO_AGREEMENT}); "
+                  "using exact", stacklevel=3)
+    return ("exact", *exact)
+
+
+def _parameters(module: nn.Module) -> list[Tensor]:
+    return [p for p in module.parameters() if p.requires_grad]
+
+
+def _samples(fake: Tensor) -> Tensor:
+    """A leaf copy of the generator's samples to differentiate in, after checking they have a graph."""
+    if not fake.requires_grad:
+        raise ValueError("advas: the generator's samples have no graph; pass fake = G(z) undetached (and "
+                         "retain_graph=True in L_gen's backward)")
+    return fake.detach().requires_grad_()
+
+
+def _through_generator(fake: Tensor, grad_x: Tensor, generator: nn.Module) -> list[Tensor]:
+    return _grads(fake, _parameters(generator), grad_outputs=grad_x, retain_graph=True)
+
+
+def advas_gradient(adversary_loss: Callable[[Tensor], Tensor], fake: Tensor, generator: nn.Module,
+                   discriminator: nn.Module, *, mode: str = "auto", difference: str = "forward",
+                   eps_scale: float | None = None) -> AdvAsGradient:
+    """g_AdvAs = grad_theta r~ with r~ = ||grad_phi L~_adv||^2 on one minibatch (Eq. 10, 35).
+
+    ``adversary_loss(x)`` is L_adv on the generator's samples x (real batch, penalties and their
+    random draws inside); ``fake`` = G(z) with its graph. The discriminator's parameters, buffers
+    and the random state after the call are as after one evaluation of L_adv. ``mode``:
+    exact, hvp or auto (see the module docstring); pass ``result.mode`` next time to keep auto's
+    choice without checking again.
+    """
+    _check("mode", mode, MODES)
+    _check("difference", difference, DIFFERENCES)
+    evaluate = _Evaluation(adversary_loss, discriminator, _samples(fake))
+    try:
+        mode, _, r, grad_x = _fake_gradient(evaluate, mode, difference, eps_scale)
+    finally:
+        evaluate.buffers.restore()
+    return AdvAsGradient(_through_generator(fake, grad_x, generator), r, mode)
+
+
+# -- the unbiased estimator (Appendix B) -----------------------------------------------------------
+PerSampleLoss = Callable[[dict[str, Tensor], Tensor, Tensor, Tensor], Tensor]
+
+
+def per_sample_adversary_loss(discriminator: nn.Module, objective: Objective, *, gradient_penalty: float = 0.0,
+                              gradient_penalty_center: float = 1.0, r1: float = 0.0, l2: float = 0.0
+                              ) -> PerSampleLoss:
+    """g(phi, x1, x2, u): L_adv's term for one pair of a generated sample x1 and a real sample x2 (Eq. 12).
+
+    The objectives and penalties average over the batch, so L_adv = mean_n g(phi, x1_n, x2_n, u_n)
+    pairs the n-th generated and real samples; u_n ~ U[0, 1) is the gradient penalty's
+    interpolation weight (x_hat = u x2 + (1 - u) x1). Written for ``torch.func`` (functional_call,
+    grad), so that ``vmap`` gives per-sample gradients.
+    """
+
+    def score(params: dict[str, Tensor], x: Tensor) -> Tensor:
+        return torch.func.functional_call(discriminator, params, (x.unsqueeze(0),)).sum()
+
+    def loss(params: dict[str, Tensor], fake: Tensor, real: Tensor, u: Tensor) -> Tensor:
+        total = objective.adversary_loss(score(params, real).reshape(1), score(params, fake).reshape(1))
+        if gradient_penalty > 0:
+            slope = torch.func.grad(score, argnums=1)(params, torch.lerp(fake, real, u))
+            total = total + gradient_penalty * (torch.linalg.vector_norm(slope) - gradient_penalty_center) ** 2
+        if r1 > 0:
+            total = total + r1 * 0.5 * torch.func.grad(score, argnums=1)(params, real).pow(2).sum()
+        if l2 > 0:
+            total = total + l2 * sum(p.pow(2).sum() for p in params.values())
+        return total
+
+    return loss
+
+
+def _per_sample_terms(per_sample_loss: PerSampleLoss, discriminator: nn.Module, fake: Tensor, real: Tensor,
+                      u: Tensor, chunk_size: int | None) -> tuple[Tensor, Tensor, Tensor]:
+    """(g_n, ||grad_phi g_n||^2, grad_x1 ||grad_phi g_n||^2) for every n, exactly (vmap of torch.func.grad)."""
+    params = {n: p.detach() for n, p in discriminator.named_parameters() if p.requires_grad}
+
+    def squared_norm(x1: Tensor, x2: Tensor, u_n: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        grads, value = torch.func.grad_and_value(per_sample_loss)(params, x1, x2, u_n)
+        s = sum(g.pow(2).sum() for g in grads.values())
+        return s, (s, value)
+
+    def one(x1: Tensor, x2: Tensor, u_n: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        grad_x1, (s, value) = torch.func.grad(squared_norm, has_aux=True)(x1, x2, u_n)
+        return value, s, grad_x1
+
+    with _CompositeNorms():
+        return torch.func.vmap(one, chunk_size=chunk_size)(fake, real, u)
+
+
+def advas_gradient_unbiased(adversary_loss: Callable[[Tensor], Tensor], per_sample_loss: PerSampleLoss,
+                            real: Tensor, fake: Tensor, generator: nn.Module, discriminator: nn.Module, *,
+                            mode: str = "auto", difference: str = "forward", eps_scale: float | None = None,
+                            chunk_size: int | None = 8) -> AdvAsGradient:
+    """g_AdvAs from the unbiased estimate of r (Appendix B, Eq. 15-18 with the variance's sign corrected):
+
+        r^ = (N^2 ||g_bar||^2 - sum_n ||g_n||^2) / (N (N - 1)),   g_n = grad_phi g(phi, x1_n, x2_n)
+
+    (Eq. 15 reads E[x]^2 = Var x + E[x^2]; it is E[x^2] - Var x.) The first term is N / (N - 1)
+    times the biased estimate, computed in ``mode``; the per-sample part exactly with ``vmap``
+    over ``torch.func.grad``, ``chunk_size`` samples at a time (8: faster on CPU than a whole batch of
+    64 at once, and bounded memory). ``adversary_loss`` must equal the mean of ``per_sample_loss``
+    over the pairs (fake_n, real_n), with u_n the first uniform draws of L_adv's random state (the
+    gradient penalty's): checked on every call.
+    """
+    n = fake.shape[0]
+    if n < 2 or real.shape[0] != n:
+        raise ValueError(f"advas.estimator=unbiased: needs equal real and generated batches of at least 2 samples "
+                         f"to pair; got {real.shape[0]} real and {n} generated")
+    coupled = [type(m).__name__ for m in discriminator.modules()
+               if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training]
+    if coupled:
+        raise ValueError(f"advas.estimator=unbiased: the discriminator's {coupled[0]} couples the samples of a batch, "
+                         "so L_adv has no per-sample terms; allowed: layers that treat samples independently")
+    _check("mode", mode, MODES)
+    _check("difference", difference, DIFFERENCES)
+    evaluate = _Evaluation(adversary_loss, discriminator, _samples(fake))
+    try:
+        mode, loss, r_biased, grad_x = _fake_gradient(evaluate, mode, difference, eps_scale)
+    finally:
+        evaluate.buffers.restore()
+    after = _RandomState(fake.device)
+    evaluate.random.restore()
+    u = torch.rand(n, device=fake.device, dtype=fake.dtype)  # the gradient penalty's first draws
+    after.restore()
+    values, squares, grad_squares = _per_sample_terms(per_sample_loss, discriminator, fake.detach(), real.detach(),
+                                                      u, chunk_size)
+    if not torch.allclose(values.mean(), loss, rtol=0, atol=1e-4 * float(values.abs().mean()) + 1e-6):
+        raise ValueError(f"advas.estimator=unbiased: the per-sample losses average to {float(values.mean()):.6g} but "
+                         f"L_adv is {float(loss):.6g}; L_adv has terms without a per-sample form (allowed: the "
+                         "objective, gradient_penalty, r1, l2)")
+    r = (n * r_biased - squares.sum() / n) / (n - 1)
+    grad_x = (n * grad_x - grad_squares / n) / (n - 1)
+    return AdvAsGradient(_through_generator(fake, grad_x, generator), r.detach(), mode)
+
+
+# -- lambda and the generator's gradient -----------------------------------------------------------
+def advas_lambda(g_orig: list[Tensor], g_advas: list[Tensor]) -> Tensor:
+    """lambda = min(1, ||g_orig|| / ||g_AdvAs||) (Eq. 11); 1 when g_AdvAs is zero."""
+    orig, advas = _norm(g_orig), _norm(g_advas)
+    return torch.where(advas > 0, (orig / advas.clamp_min(torch.finfo(advas.dtype).tiny)).clamp(max=1.0),
+                       torch.ones_like(advas))
+
+
+def add_advas_gradient(generator: nn.Module, advas: AdvAsGradient, *, lam: float | None = None,
+                       r_only: bool = False) -> dict[str, Any]:
+    """.grad += lambda g_AdvAs (Eq. 8), or .grad = lambda g_AdvAs with ``r_only`` (Appendix C.3); the logs.
+
+    ``lam`` None: the heuristic of Eq. 11, from the gradient already in ``.grad`` (g_orig).
+    """
+    if lam is not None and lam < 0:
+        raise ValueError(f"advas.lam: got {lam!r}; allowed: a number >= 0, or None for the heuristic of Eq. 11")
+    params = _parameters(generator)
+    g_orig = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    weight = advas_lambda(g_orig, advas.gradient) if lam is None else torch.tensor(float(lam))
+    logs = {"advas/r": advas.r, "advas/lambda": weight, "advas/g_orig_norm": _norm(g_orig),
+            "advas/g_advas_norm": _norm(advas.gradient), "advas/exact": float(advas.mode == "exact")}
+    scaled = torch._foreach_mul(advas.gradient, float(weight))
+    for p, orig, step in zip(params, g_orig, scaled):
+        p.grad = step if r_only else orig + step
+    return logs
+
+
+def apply_advas(adversary_loss: Callable[[Tensor], Tensor], fake: Tensor, generator: nn.Module,
+                discriminator: nn.Module, *, lam: float | None = None, r_only: bool = False, mode: str = "auto",
+                difference: str = "forward", eps_scale: float | None = None) -> dict[str, Any]:
+    """AdvAs in one call, after L_gen's backward: ``advas_gradient`` then ``add_advas_gradient``.
+
+    Returns the logs (``advas/r``, ``advas/lambda``, ``advas/g_orig_norm``, ``advas/g_advas_norm``,
+    ``advas/exact``) and ``advas/mode``, the mode used (pass it as ``mode`` to keep auto's choice).
+    """
+    advas = advas_gradient(adversary_loss, fake, generator, discriminator, mode=mode, difference=difference,
+                           eps_scale=eps_scale)
+    return {**add_advas_gradient(generator, advas, lam=lam, r_only=r_only), "advas/mode": advas.mode}
+
+
+# -- the trainer's component -----------------------------------------------------------------------
+class AdvAs(Component):
+    """AdvAs in the trainer: adds lambda g_AdvAs to the generator's gradient before its step.
+
+    r is computed on the generator step's samples and the last real batch the adversary saw, with
+    L_adv = ``trainer.adversary_loss`` (penalties and other components' terms included; the hinge
+    untruncated unless ``hinge_truncation``). The adversary's update is untouched (Section 4.1).
+    """
+
+    name = "advas"
+
+    def __init__(self, *, lam: float | None = None, mode: str = "auto", difference: str = "forward",
+                 eps_scale: float | None = None, estimator: str = "biased", hinge_truncation: bool = False,
+                 r_only: bool = False, chunk_size: int | None = 8, penalties: dict[str, float] | None = None):
+        _check("mode", mode, MODES)
+        _check("difference", difference, DIFFERENCES)
+        _check("estimator", estimator, ESTIMATORS)
+        if lam is not None and lam < 0:
+            raise ValueError(f"advas.lam: got {lam!r}; allowed: a number >= 0, or null for the heuristic of Eq. 11")
+        if eps_scale is not None and eps_scale <= 0:
+            raise ValueError(f"advas.eps_scale: got {eps_scale!r}; allowed: a number > 0, or null for the default")
+        self.lam, self.mode, self.difference, self.eps_scale = lam, mode, difference, eps_scale
+        self.estimator, self.hinge_truncation, self.r_only = estimator, hinge_truncation, r_only
+        self.chunk_size = chunk_size
+        self.penalties = dict(penalties or {})  # per-sample forms for the unbiased estimator
+
+    def adjust_generator_gradient(self, trainer: Trainer, step: GeneratorStep) -> dict[str, Any]:
+        objective = trainer.objective if self.hinge_truncation else untruncated(trainer.objective)
+
+        def adversary_loss(x: Tensor) -> Tensor:
+            return trainer.adversary_loss(step.real, x, objective=objective)[0]
+
+        options = {"mode": self.mode, "difference": self.difference, "eps_scale": self.eps_scale}
+        if self.estimator == "biased":
+            advas = advas_gradient(adversary_loss, step.fake, trainer.generator, trainer.discriminator, **options)
+        else:
+            per_sample = per_sample_adversary_loss(trainer.discriminator, objective, **self.penalties)
+            advas = advas_gradient_unbiased(adversary_loss, per_sample, step.real, step.fake, trainer.generator,
+                                            trainer.discriminator, chunk_size=self.chunk_size, **options)
+        self.mode = advas.mode
+        return add_advas_gradient(trainer.generator, advas, lam=self.lam, r_only=self.r_only)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"mode": self.mode}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        _check("mode", state["mode"], MODES)
+        self.mode = state["mode"]
