@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 
 import pytest
+import torch
 
 
 def shared_mnist_dir() -> Path:
@@ -36,3 +37,22 @@ def served(tmp_path, request):
 
     request.addfinalizer(stop)
     return www, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+class CyclingBatches:
+    """Real batches for trainer tests: ``count`` fixed random batches of ``shape``, cycled; resumable."""
+
+    def __init__(self, shape=(8, 2), count=4, seed=7):
+        g = torch.Generator().manual_seed(seed)
+        self.data = [torch.randn(*shape, generator=g) for _ in range(count)]
+        self.i = 0
+
+    def next(self):
+        self.i += 1
+        return self.data[(self.i - 1) % len(self.data)]
+
+    def state_dict(self):
+        return {"i": self.i}
+
+    def load_state_dict(self, state):
+        self.i = state["i"]

@@ -7,6 +7,7 @@ import warnings
 from pathlib import Path
 
 import pytest
+from conftest import CyclingBatches
 import torch
 import yaml
 from torch import nn
@@ -478,23 +479,6 @@ def test_unbiased_estimator_refuses_what_has_no_per_sample_form():
 
 
 # -- the trainer's component -----------------------------------------------------------------------
-class Batches:
-    def __init__(self):
-        g = torch.Generator().manual_seed(7)
-        self.data = [torch.randn(8, 2, generator=g) for _ in range(4)]
-        self.i = 0
-
-    def next(self):
-        self.i += 1
-        return self.data[(self.i - 1) % len(self.data)]
-
-    def state_dict(self):
-        return {"i": self.i}
-
-    def load_state_dict(self, state):
-        self.i = state["i"]
-
-
 class GradientSpy(Component):
     name = "spy"
 
@@ -507,7 +491,8 @@ def make_trainer(*components, objective="wgan", seed=0):
     torch.manual_seed(seed)
     gen, disc = Gen(), smooth_disc()
     penalties = {"gradient_penalty": lambda d, real, fake: 10.0 * gradient_penalty(d, real, fake)}
-    return Trainer(gen, disc, get_objective(objective), Batches(), g_optimizer=torch.optim.Adam(gen.parameters()),
+    return Trainer(gen, disc, get_objective(objective), CyclingBatches(),
+                   g_optimizer=torch.optim.Adam(gen.parameters()),
                    d_optimizer=torch.optim.Adam(disc.parameters()), batch_size=8, n_adv=2, penalties=penalties,
                    components=components)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import CyclingBatches
 import torch
 from torch import nn
 
@@ -482,23 +483,6 @@ def test_config_section_validates_with_the_config_loader():
             from_dict(JointOptimizerConfig, bad, "optim.joint.")
 
 
-class Batches:
-    def __init__(self):
-        g = torch.Generator().manual_seed(8)
-        self.data = [torch.randn(8, 2, generator=g) for _ in range(4)]
-        self.i = 0
-
-    def next(self):
-        self.i += 1
-        return self.data[(self.i - 1) % len(self.data)]
-
-    def state_dict(self):
-        return {"i": self.i}
-
-    def load_state_dict(self, state):
-        self.i = state["i"]
-
-
 class Gen(nn.Sequential):
     latent_dim = 3
 
@@ -514,7 +498,8 @@ class Disc(nn.Sequential):
 def joint_trainer(objective, penalties=None):
     torch.manual_seed(9)
     g, d = Gen(), Disc()
-    return Trainer(g, d, get_objective(objective), Batches(), batch_size=8, update="joint", penalties=penalties,
+    return Trainer(g, d, get_objective(objective), CyclingBatches(seed=8), batch_size=8, update="joint",
+                   penalties=penalties,
                    joint_optimizer=ACGD(min_params=g.parameters(), max_params=d.parameters(), lr=1e-3))
 
 

@@ -3,6 +3,7 @@
 import copy
 
 import pytest
+from conftest import CyclingBatches
 import torch
 from torch import nn
 
@@ -10,6 +11,10 @@ from equilibria.objectives import get_objective
 from equilibria.penalties import gradient_penalty
 from equilibria.training.components import Component
 from equilibria.training.trainer import Trainer
+
+
+def batches():
+    return CyclingBatches((4, 2), count=6)
 
 
 class Gen(nn.Sequential):
@@ -25,26 +30,6 @@ class Disc(nn.Sequential):
         super().__init__(nn.Linear(2, 8), nn.Tanh(), nn.Linear(8, 1), nn.Flatten(0))
 
 
-class Batches:
-    """Real batches from a fixed list, cycled; state is the position."""
-
-    def __init__(self, n=6, batch=4):
-        g = torch.Generator().manual_seed(7)
-        self.data = [torch.randn(batch, 2, generator=g) for _ in range(n)]
-        self.i = 0
-
-    def next(self):
-        batch = self.data[self.i % len(self.data)]
-        self.i += 1
-        return batch
-
-    def state_dict(self):
-        return {"i": self.i}
-
-    def load_state_dict(self, state):
-        self.i = state["i"]
-
-
 def players(seed=0):
     torch.manual_seed(seed)
     return Gen(), Disc()
@@ -52,7 +37,7 @@ def players(seed=0):
 
 def sgd_trainer(update="alternating", n_adv=1, lr=0.1, **kwargs):
     g, d = players()
-    return Trainer(g, d, get_objective(kwargs.pop("objective", "nonsaturating")), Batches(),
+    return Trainer(g, d, get_objective(kwargs.pop("objective", "nonsaturating")), batches(),
                    g_optimizer=torch.optim.SGD(g.parameters(), lr=lr),
                    d_optimizer=torch.optim.SGD(d.parameters(), lr=lr),
                    batch_size=4, n_adv=n_adv, update=update, **kwargs)
@@ -74,11 +59,11 @@ def flat(module):
 def test_alternating_iteration_equals_reference(n_adv):
     trainer = sgd_trainer(n_adv=n_adv)
     g, d = players()
-    batches = Batches()
+    reference_batches = batches()
     objective = get_objective("nonsaturating")
     torch.manual_seed(123)
     for _ in range(n_adv):  # adversary: fresh real batch and noise each step, generator held fixed
-        real = batches.next()
+        real = reference_batches.next()
         fake = g(torch.randn(4, 3)).detach()
         sgd_step(d, objective.adversary_loss(d(real), d(fake)), 0.1)
     fake = g(torch.randn(4, 3))  # generator against the updated adversary
@@ -98,7 +83,7 @@ def test_simultaneous_iteration_uses_one_batch_and_the_old_players():
     g0, d0 = copy.deepcopy(g), copy.deepcopy(d)
     objective = get_objective("wgan")
     torch.manual_seed(5)
-    real = Batches().next()
+    real = batches().next()
     fake = g0(torch.randn(4, 3))
     loss_adv = objective.adversary_loss(d0(real), d0(fake)) + 10 * gradient_penalty(d0, real, fake)
     sgd_step(d, loss_adv, 0.1, source=d0)
@@ -135,11 +120,11 @@ class GradientDescentAscent:
 
 def test_joint_update_hands_minus_untruncated_adversary_loss_to_the_optimizer():
     g, d = players()
-    trainer = Trainer(g, d, get_objective("hinge"), Batches(), joint_optimizer=GradientDescentAscent(g, d, 0.1),
+    trainer = Trainer(g, d, get_objective("hinge"), batches(), joint_optimizer=GradientDescentAscent(g, d, 0.1),
                       batch_size=4, update="joint")
     g_ref, d_ref = players()
     torch.manual_seed(9)
-    real = Batches().next()
+    real = batches().next()
     fake = g_ref(torch.randn(4, 3))
     f = d_ref(real).mean() - d_ref(fake).mean() - 2  # the hinge's value without truncation
     grads = torch.autograd.grad(f, list(g_ref.parameters()) + list(d_ref.parameters()))
