@@ -236,3 +236,13 @@ def test_state_dict_round_trip_continues_identically():
 def test_bad_trainer_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         sgd_trainer(**kwargs)
+
+
+def test_sample_gradient_norm_closed_form():
+    from equilibria.training.trainer import sample_gradient_norm
+
+    w = torch.tensor([3.0, 4.0])
+    x = torch.randn(5, 2, requires_grad=True)
+    loss = torch.nn.functional.softplus(-(x @ w)).mean()  # l_i = softplus(-w.x_i): grad = -sigmoid(-w.x_i) w
+    expected = (torch.sigmoid(-(x @ w)) * 5.0).mean()
+    torch.testing.assert_close(sample_gradient_norm(loss, x), expected.detach())

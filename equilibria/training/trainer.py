@@ -47,6 +47,18 @@ def grad_norm(parameters: Sequence[Tensor]) -> Tensor:
     return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
 
 
+def output_statistics(d_real: Tensor, d_fake: Tensor) -> dict[str, Tensor]:
+    """Mean and standard deviation of the adversary's raw outputs on real and generated data (VRAL Fig. 3)."""
+    d_real, d_fake = d_real.detach(), d_fake.detach()
+    return {"d_real": d_real.mean(), "d_fake": d_fake.mean(), "d_real_std": d_real.std(), "d_fake_std": d_fake.std()}
+
+
+def sample_gradient_norm(loss: Tensor, samples: Tensor) -> Tensor:
+    """Mean over samples of ||grad_x l_i||, l_i the per-sample terms of the batch-mean ``loss`` (VRAL Fig. 4)."""
+    (grad,) = torch.autograd.grad(loss * samples.shape[0], samples, retain_graph=True)
+    return grad.flatten(1).norm(dim=1).mean()
+
+
 class Trainer:
     """Holds the two players, their optimizers and the components, and runs iterations."""
 
@@ -155,7 +167,7 @@ class Trainer:
         self.d_optimizer.zero_grad(set_to_none=True)
         loss.backward(inputs=self._d_params)
         if diagnostics:
-            logs.update(grad_norm_adv=grad_norm(self._d_params), d_real=d_real.mean(), d_fake=d_fake.mean())
+            logs.update(grad_norm_adv=grad_norm(self._d_params), **output_statistics(d_real, d_fake))
         self.d_optimizer.step()
         if self.weight_clip > 0:
             clip_weights(self.discriminator, self.weight_clip)
@@ -166,9 +178,12 @@ class Trainer:
         z = self.noise(self.batch_size)
         fake = self.generator(z)
         loss = self.objective.generator_loss(self.discriminator(fake))
+        logs: dict[str, Any] = {}
+        if diagnostics:
+            logs["grad_norm_fake"] = sample_gradient_norm(loss, fake)
         self.g_optimizer.zero_grad(set_to_none=True)
         loss.backward(inputs=self._g_params, retain_graph=bool(self.components))
-        logs = self._adjust_generator_gradient(GeneratorStep(z, fake, real, loss))
+        logs.update(self._adjust_generator_gradient(GeneratorStep(z, fake, real, loss)))
         if diagnostics:
             logs["grad_norm_gen"] = grad_norm(self._g_params)
         self.g_optimizer.step()
@@ -194,7 +209,7 @@ class Trainer:
         logs.update(self._adjust_generator_gradient(GeneratorStep(z, fake, real, loss_gen)))
         if diagnostics:
             logs.update(grad_norm_adv=grad_norm(self._d_params), grad_norm_gen=grad_norm(self._g_params),
-                        d_real=d_real.mean(), d_fake=d_fake.mean())
+                        **output_statistics(d_real, d_fake))
         self.d_optimizer.step()
         self.g_optimizer.step()
         if self.weight_clip > 0:
@@ -209,7 +224,7 @@ class Trainer:
         logs.update(self.joint_optimizer.step(-loss_adv))
         if self.weight_clip > 0:
             clip_weights(self.discriminator, self.weight_clip)
-        logs.update(loss_adv=loss_adv, loss_gen=-loss_adv, d_real=d_real.mean(), d_fake=d_fake.mean(),
+        logs.update(loss_adv=loss_adv, loss_gen=-loss_adv, **output_statistics(d_real, d_fake),
                     **{f"adv/{k}": v for k, v in parts.items()})
         return logs
 
