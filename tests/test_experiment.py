@@ -1,6 +1,7 @@
 """Experiments and reports: file checks, resumable runs, tables from hand-written metrics."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -61,3 +62,8 @@ def test_run_experiment_trains_then_skips_finished_runs(tmp_path, capsys):
     assert "small/s3: done" in capsys.readouterr().out
     report_path = write_report(runs, ["loss_adv"], tmp_path / "out", "small")
     assert "| small | 1 |" in report_path.read_text() and (tmp_path / "out" / "curves-loss_adv.png").exists()
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "experiments").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_experiments_are_valid(path):
+    assert load_experiment(path).groups
