@@ -202,6 +202,8 @@ class Trainer:
         d_real, d_fake, logs = self._outputs(real, fake)
         loss_adv, parts = self.adversary_loss(real, fake, d_real, d_fake)
         loss_gen = self.objective.generator_loss(d_fake)
+        if diagnostics:
+            logs["grad_norm_fake"] = sample_gradient_norm(loss_gen, fake)
         self.d_optimizer.zero_grad(set_to_none=True)
         self.g_optimizer.zero_grad(set_to_none=True)
         loss_adv.backward(inputs=self._d_params, retain_graph=True)
