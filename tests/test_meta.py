@@ -107,3 +107,14 @@ def test_vral_generator_losses(mu_real, mu_fake):
     assert ipm.adversary_loss(torch.ones(3), d_fake).item() == 0.0
     with pytest.raises(ValueError, match="two different means"):
         vral_objective(1.0, 1.0)
+
+
+def test_centred_gaussian_batches_for_the_mean_subtraction_variant():
+    meta = linear_meta(4)  # logit = sum of the batch
+    torch.manual_seed(0)
+    centred = meta_discriminator_loss(meta, torch.zeros(4, dtype=torch.float64), mean=-1.0, draws=3, centred=True)
+    # every centred Gaussian batch sums to 0, so both terms are softplus(0) = log 2
+    assert centred.item() == pytest.approx(2 * math.log(2))
+    torch.manual_seed(0)
+    plain = meta_discriminator_loss(meta, torch.zeros(4, dtype=torch.float64), mean=-1.0, draws=3)
+    assert plain.item() != pytest.approx(2 * math.log(2))

@@ -57,13 +57,18 @@ class MetaDiscriminator(nn.Module):
 
 
 def meta_discriminator_loss(meta: MetaDiscriminator, outputs: Tensor, mean: float, std: float = 1.0,
-                            draws: int = 1) -> Tensor:
+                            draws: int = 1, centred: bool = False) -> Tensor:
     """-log M(y) - log(1 - M(outputs)) with y ~ N(mean, std^2)^m: the meta-discriminator's loss.
 
     Eq. 8 and 9 (Algorithm 1, lines 5 and 8) as a loss to minimise; ``draws`` Gaussian batches
-    are averaged. ``outputs`` are detached: this loss moves only the meta-discriminator.
+    are averaged. ``outputs`` are detached: this loss moves only the meta-discriminator. With
+    ``centred`` (the mean-subtraction variant, whose outputs are centred by their batch mean) each
+    Gaussian batch is centred by its own mean too, so that M compares spread, not location: else it
+    would tell the two apart by the mean alone and push the outputs' variance to zero.
     """
     gaussian = torch.randn(draws, meta.batch_size, device=outputs.device, dtype=outputs.dtype) * std + mean
+    if centred:
+        gaussian = gaussian - gaussian.mean(dim=-1, keepdim=True)
     return F.softplus(-meta(gaussian)).mean() + F.softplus(meta(outputs.detach()))
 
 
@@ -95,7 +100,8 @@ class VarianceMeta(Component):
 
     def update_before_adversary(self, trainer, real, fake, d_real, d_fake) -> dict:
         loss_real = meta_discriminator_loss(self.real_meta, d_real, self.mu_real)
-        loss_fake = meta_discriminator_loss(self.fake_meta, self._fake_outputs(d_fake), self.mu_fake)
+        loss_fake = meta_discriminator_loss(self.fake_meta, self._fake_outputs(d_fake), self.mu_fake,
+                                            centred=self.mean_subtraction)
         self.optimizer.zero_grad(set_to_none=True)
         (loss_real + loss_fake).backward()
         self.optimizer.step()
