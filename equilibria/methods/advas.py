@@ -403,6 +403,18 @@ def _through_generator(fake: Tensor, grad_x: Tensor, generator: nn.Module) -> li
     return _grads(fake, _parameters(generator), grad_outputs=grad_x, retain_graph=True)
 
 
+def _evaluated_fake_gradient(adversary_loss: Callable[[Tensor], Tensor], fake: Tensor, discriminator: nn.Module,
+                             mode: str, difference: str, eps_scale: float | None) -> tuple[Any, tuple]:
+    """Check the options, then (mode, L_adv, r, grad_x r) with the discriminator's buffers restored."""
+    _check("mode", mode, MODES)
+    _check("difference", difference, DIFFERENCES)
+    evaluate = _Evaluation(adversary_loss, discriminator, _samples(fake))
+    try:
+        return evaluate, _fake_gradient(evaluate, mode, difference, eps_scale)
+    finally:
+        evaluate.buffers.restore()
+
+
 def advas_gradient(adversary_loss: Callable[[Tensor], Tensor], fake: Tensor, generator: nn.Module,
                    discriminator: nn.Module, *, mode: str = "auto", difference: str = "forward",
                    eps_scale: float | None = None) -> AdvAsGradient:
@@ -414,13 +426,8 @@ def advas_gradient(adversary_loss: Callable[[Tensor], Tensor], fake: Tensor, gen
     exact, hvp or auto (see the module docstring); pass ``result.mode`` next time to keep auto's
     choice without checking again.
     """
-    _check("mode", mode, MODES)
-    _check("difference", difference, DIFFERENCES)
-    evaluate = _Evaluation(adversary_loss, discriminator, _samples(fake))
-    try:
-        mode, _, r, grad_x = _fake_gradient(evaluate, mode, difference, eps_scale)
-    finally:
-        evaluate.buffers.restore()
+    evaluate, (mode, _, r, grad_x) = _evaluated_fake_gradient(adversary_loss, fake, discriminator, mode,
+                                                              difference, eps_scale)
     return AdvAsGradient(_through_generator(fake, grad_x, generator), r, mode)
 
 
@@ -498,13 +505,8 @@ def advas_gradient_unbiased(adversary_loss: Callable[[Tensor], Tensor], per_samp
     if coupled:
         raise ValueError(f"advas.estimator=unbiased: the discriminator's {coupled[0]} couples the samples of a batch, "
                          "so L_adv has no per-sample terms; allowed: layers that treat samples independently")
-    _check("mode", mode, MODES)
-    _check("difference", difference, DIFFERENCES)
-    evaluate = _Evaluation(adversary_loss, discriminator, _samples(fake))
-    try:
-        mode, loss, r_biased, grad_x = _fake_gradient(evaluate, mode, difference, eps_scale)
-    finally:
-        evaluate.buffers.restore()
+    evaluate, (mode, loss, r_biased, grad_x) = _evaluated_fake_gradient(adversary_loss, fake, discriminator, mode,
+                                                                         difference, eps_scale)
     after = _RandomState(fake.device)
     evaluate.random.restore()
     u = torch.rand(n, device=fake.device, dtype=fake.dtype)  # the gradient penalty's first draws

@@ -40,7 +40,7 @@ def default_run_dir(config: Config) -> Path:
 def fixed_noise(trainer: Trainer, n: int, seed: int) -> torch.Tensor:
     """Latent codes for sample grids, from their own generator so the training stream is untouched."""
     g = torch.Generator().manual_seed(seed + 12345)
-    return torch.randn(n, trainer.generator.latent_dim, generator=g).to(trainer._device)
+    return torch.randn(n, trainer.generator.latent_dim, generator=g).to(trainer.device)
 
 
 @torch.no_grad()
@@ -89,7 +89,7 @@ def train(config: Config, run_dir: str | Path | None = None, *, resume: bool = F
         found = checkpoint.checkpoints(ckpt_dir)
         if not found:
             raise FileNotFoundError(f"run directory {str(run_dir)!r} has no checkpoint to resume from")
-        state = checkpoint.load(found[-1], map_location=trainer._device)
+        state = checkpoint.load(found[-1], map_location=trainer.device)
         trainer.load_state_dict(state["trainer"])
         checkpoint.set_rng_state(state["rng"])
         elapsed, resume_step = state["seconds"], trainer.step
@@ -121,7 +121,7 @@ def train(config: Config, run_dir: str | Path | None = None, *, resume: bool = F
             dataset, e.metrics.split(",") if e.metrics else None, e.extractor, num_samples=e.num_samples,
             value_range=value_range, data_root=config.data.root, data_split=config.data.split,
             progress=config.log.progress, batch_size=e.batch_size, seed=e.seed, reference_size=e.reference_size,
-            kid_subset_size=e.kid_subset_size, device=trainer._device)
+            kid_subset_size=e.kid_subset_size, device=trainer.device)
 
     steps = config.train.steps
     bar = tqdm(total=steps, initial=trainer.step, disable=not config.log.progress, desc="train",

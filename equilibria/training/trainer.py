@@ -105,11 +105,11 @@ class Trainer:
         self.step = 0
         self._g_params = list(generator.parameters())
         self._d_params = list(discriminator.parameters())
-        self._device = self._g_params[0].device
+        self.device = self._g_params[0].device
 
     # -- pieces a component or a user may call -------------------------------------------------
     def noise(self, n: int) -> Tensor:
-        return torch.randn(n, self.generator.latent_dim, device=self._device)
+        return torch.randn(n, self.generator.latent_dim, device=self.device)
 
     def real_batch(self) -> tuple[Tensor, Tensor]:
         """The next real batch, raw and as the adversary sees it (after the components' transforms)."""
