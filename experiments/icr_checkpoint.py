@@ -1,0 +1,93 @@
+"""ICR Figure 4: from a checkpoint that makes good images, train the discriminator alone and jointly.
+
+Takes a finished run (the paper: configs/icr-mnist-simgd.yaml, stochastic SimGD, learning rate
+0.01), restores its last checkpoint, fixes a probe set of real images and of images from the
+checkpoint generator (500 each, Appendix A.3.1), and continues training twice with the same data and
+noise: the discriminator alone (the generator's learning rate 0) and both players jointly. Writes
+``stability.json``, ``stability.png`` (the discriminator's loss on the probe sets and the distances
+of Eq. 5 against iterations) and prints a table.
+
+    EQUILIBRIA_DATA=../shared/data/mnist .venv/bin/equilibria train configs/icr-mnist-simgd.yaml \\
+        --run-dir runs/icr-checkpoint/simgd --set data.split=test
+    EQUILIBRIA_DATA=../shared/data/mnist .venv/bin/python experiments/icr_checkpoint.py runs/icr-checkpoint/simgd
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+from matplotlib.figure import Figure
+
+from equilibria.data import BatchSampler
+from equilibria.files import write_atomically
+from equilibria.images import save_figure
+from equilibria.training import checkpoint
+from equilibria.training.build import build_trainer, dataset_of
+from equilibria.training.run import fixed_noise, generate, load_run_config
+from equilibria.training.stability import train_from_checkpoint
+
+MODES = {"discriminator alone": True, "jointly": False}
+
+
+def plot(results: dict[str, list[dict[str, float]]], path: Path) -> Path:
+    figure = Figure(figsize=(13, 4))
+    for ax, key, label in zip(figure.subplots(1, 3), ("loss", "d_real", "d_fake"),
+                              ("discriminator loss on the probe sets", "output distance, real set (Eq. 5)",
+                               "output distance, generated set (Eq. 5)")):
+        for mode, rows in results.items():
+            ax.plot([r["step"] for r in rows], [r[key] for r in rows], label=mode)
+        ax.set_xlabel("iterations from the checkpoint")
+        ax.set_title(label, fontsize=10)
+        ax.grid(alpha=0.3)
+    figure.axes[0].legend()
+    figure.tight_layout()
+    return save_figure(figure, path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run", type=Path, help="a run directory with checkpoints (simultaneous or alternating updates)")
+    parser.add_argument("--steps", type=int, default=500, help="iterations from the checkpoint (default 500)")
+    parser.add_argument("--every", type=int, default=10, help="measure every N iterations (default 10)")
+    parser.add_argument("--probe", type=int, default=500, help="real and generated probe images each (default 500)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=None, help="output directory (default: the run directory)")
+    args = parser.parse_args()
+    out = args.out or args.run
+    config = load_run_config(args.run)
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    found = checkpoint.checkpoints(args.run / "checkpoints")
+    if not found:
+        raise SystemExit(f"{args.run}: no checkpoints in {args.run / 'checkpoints'}")
+    state = checkpoint.load(found[-1])["trainer"]
+    dataset = dataset_of(config)
+    trainer = build_trainer(config, dataset)
+    trainer.load_state_dict(state)
+    real = BatchSampler(dataset, args.probe, seed=args.seed + 1, value_range=trainer.generator.output_range,
+                        device=trainer.device).next()
+    fake = generate(trainer, fixed_noise(trainer, args.probe, args.seed))
+    results = {mode: train_from_checkpoint(trainer, state, steps=args.steps, every=args.every, real=real, fake=fake,
+                                           freeze_generator=frozen, seed=args.seed)
+               for mode, frozen in MODES.items()}
+    out.mkdir(parents=True, exist_ok=True)
+    summary = {"run": str(args.run), "checkpoint": found[-1].name, "steps": args.steps, "probe": args.probe,
+               "results": results}
+    write_atomically(out / "stability.json", lambda f: f.write(json.dumps(summary, indent=1).encode()))
+    plot(results, out / "stability.png")
+    print(f"from {found[-1].name} of {args.run}; outputs: {out / 'stability.json'}, {out / 'stability.png'}")
+    print("| iterations | mode | loss on probe sets | d_real | d_fake | weight distance |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    marks = {0, args.steps // 10, args.steps // 2, args.steps}
+    for mode, rows in results.items():
+        for r in rows:
+            if r["step"] in marks:
+                print(f"| {r['step']} | {mode} | {r['loss']:.4f} | {r['d_real']:.3f} | {r['d_fake']:.3f} | "
+                      f"{r['weights']:.3f} |")
+
+
+if __name__ == "__main__":
+    main()
