@@ -7,7 +7,6 @@ group's seeds with a band of one standard deviation.
 from __future__ import annotations
 
 import json
-import math
 import statistics
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -35,23 +34,24 @@ def series(run_dir: str | Path, key: str) -> tuple[np.ndarray, np.ndarray, np.nd
 
 def best(run_dir: str | Path, key: str, lower_is_better: bool = True) -> float:
     values = series(run_dir, key)[2]
-    if values.size == 0:
-        return math.nan
     return float(values.min() if lower_is_better else values.max())
 
 
 def summary(groups: Mapping[str, Sequence[Path]], key: str, lower_is_better: bool = True) -> list[dict]:
     """Per group: the best value of each run, their mean and standard deviation, the mean final value
-    and the mean wall-clock seconds of the runs."""
+    and the mean wall-clock seconds of the runs. Runs that never logged ``key`` are left out, and a
+    group with none (a metric only some methods log) has no row."""
     rows = []
     for label, runs in groups.items():
+        runs = [run for run in runs if series(run, key)[2].size]
+        if not runs:
+            continue
         bests = [best(run, key, lower_is_better) for run in runs]
-        finals = [float(series(run, key)[2][-1]) for run in runs if series(run, key)[2].size]
+        finals = [float(series(run, key)[2][-1]) for run in runs]
         seconds = [load_metrics(run)[-1]["seconds"] for run in runs]
         rows.append({"group": label, "runs": len(runs), "best_mean": statistics.fmean(bests),
                      "best_std": statistics.stdev(bests) if len(bests) > 1 else 0.0, "bests": bests,
-                     "final_mean": statistics.fmean(finals) if finals else math.nan,
-                     "seconds_mean": statistics.fmean(seconds)})
+                     "final_mean": statistics.fmean(finals), "seconds_mean": statistics.fmean(seconds)})
     return rows
 
 

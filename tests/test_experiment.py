@@ -31,6 +31,16 @@ def test_summary_and_table_from_hand_written_runs(tmp_path):
     assert path.stat().st_size > 1000
 
 
+def test_summary_leaves_out_runs_and_groups_without_the_metric(tmp_path):
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    write_metrics(a, [{"step": 1, "seconds": 1.0, "r": 4.0}, {"step": 2, "seconds": 2.0, "r": 3.0}])
+    write_metrics(b, [{"step": 1, "seconds": 3.0, "fid": 20.0}])
+    write_metrics(c, [{"step": 1, "seconds": 5.0, "fid": 20.0}])
+    rows = report.summary({"method": [a, b], "baseline": [c]}, "r")
+    assert [(row["group"], row["runs"], row["bests"]) for row in rows] == [("method", 1, [3.0])]
+    assert rows[0]["seconds_mean"] == 2.0
+
+
 @pytest.mark.parametrize("text, message", [
     ("seeds: [0]\nfoo: 1\ngroups: {a: {config: x.yaml}}", "unknown experiment key 'foo'"),
     ("seeds: []\ngroups: {a: {config: x.yaml}}", "'seeds': got \\[\\]"),
