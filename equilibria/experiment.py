@@ -139,8 +139,9 @@ def write_report(runs: dict[str, list[Path]], metrics: list[str], out: Path, tit
         lower = not key.endswith(("is", "inception_score", "precision", "recall", "modes"))
         rows = report.summary(runs, key, lower_is_better=lower)
         report.plot_curves(runs, key, out / f"curves-{slug}.png", title=f"{title}: {key}")
-        lines += [f"## {key} ({'lower' if lower else 'higher'} is better)", "", report.markdown_table(rows, key), "",
-                  f"![{key}](curves-{slug}.png)", ""]
+        note = (f"{'lower' if lower else 'higher'} is better" if key.startswith("eval/")
+                else "a diagnostic: 'best' is the lowest value")
+        lines += [f"## {key} ({note})", "", report.markdown_table(rows, key), "", f"![{key}](curves-{slug}.png)", ""]
     path = out / "report.md"
     path.write_text("\n".join(lines))
     return path

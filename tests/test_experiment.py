@@ -72,6 +72,7 @@ def test_run_experiment_trains_then_skips_finished_runs(tmp_path, capsys):
     assert "small/s3: done" in capsys.readouterr().out
     report_path = write_report(runs, ["loss_adv"], tmp_path / "out", "small")
     assert "| small | 1 |" in report_path.read_text() and (tmp_path / "out" / "curves-loss_adv.png").exists()
+    assert "## loss_adv (a diagnostic: 'best' is the lowest value)" in report_path.read_text()
 
 
 @pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "experiments").glob("*.yaml")), ids=lambda p: p.name)
