@@ -19,18 +19,16 @@ At CPU scale (width 16, 3000 iterations; about 7 minutes, then 5 for this script
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 from pathlib import Path
 
-import torch
 from matplotlib.figure import Figure
 
 from equilibria.data import BatchSampler
 from equilibria.files import write_atomically
 from equilibria.images import save_figure
-from equilibria.training import checkpoint
-from equilibria.training.build import build_trainer, dataset_of
-from equilibria.training.run import fixed_noise, generate, load_run_config
+from equilibria.training.run import fixed_noise, generate, restore_run
 from equilibria.training.stability import train_from_checkpoint
 
 MODES = {"discriminator alone": True, "jointly": False}
@@ -61,16 +59,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="output directory (default: the run directory)")
     args = parser.parse_args()
     out = args.out or args.run
-    config = load_run_config(args.run)
-    if config.threads is not None:
-        torch.set_num_threads(config.threads)
-    found = checkpoint.checkpoints(args.run / "checkpoints")
-    if not found:
-        raise SystemExit(f"{args.run}: no checkpoints in {args.run / 'checkpoints'}")
-    state = checkpoint.load(found[-1])["trainer"]
-    dataset = dataset_of(config)
-    trainer = build_trainer(config, dataset)
-    trainer.load_state_dict(state)
+    trainer, dataset, path = restore_run(args.run)
+    state = copy.deepcopy(trainer.state_dict())
     real = BatchSampler(dataset, args.probe, seed=args.seed + 1, value_range=trainer.generator.output_range,
                         device=trainer.device).next()
     fake = generate(trainer, fixed_noise(trainer, args.probe, args.seed))
@@ -78,11 +68,11 @@ def main() -> None:
                                            freeze_generator=frozen, seed=args.seed)
                for mode, frozen in MODES.items()}
     out.mkdir(parents=True, exist_ok=True)
-    summary = {"run": str(args.run), "checkpoint": found[-1].name, "steps": args.steps, "probe": args.probe,
+    summary = {"run": str(args.run), "checkpoint": path.name, "steps": args.steps, "probe": args.probe,
                "results": results}
     write_atomically(out / "stability.json", lambda f: f.write(json.dumps(summary, indent=1).encode()))
     plot(results, out / "stability.png")
-    print(f"from {found[-1].name} of {args.run}; outputs: {out / 'stability.json'}, {out / 'stability.png'}")
+    print(f"from {path.name} of {args.run}; outputs: {out / 'stability.json'}, {out / 'stability.png'}")
     print("| iterations | mode | loss on probe sets | d_real | d_fake | weight distance |")
     print("| --- | --- | --- | --- | --- | --- |")
     marks = {0, args.steps // 10, args.steps // 2, args.steps}

@@ -62,6 +62,14 @@ def checkpoints(directory: str | Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
+def latest(run_dir: str | Path) -> Path:
+    """The newest checkpoint of the run directory ``run_dir``."""
+    found = checkpoints(Path(run_dir) / "checkpoints")
+    if not found:
+        raise FileNotFoundError(f"run directory {str(run_dir)!r} has no checkpoints")
+    return found[-1]
+
+
 def save(directory: str | Path, step: int, state: dict[str, Any], keep: int) -> Path:
     """Write ``step-N.pt`` (with the random states) and delete all but the newest ``keep``."""
     path = Path(directory) / f"step-{step:08d}.pt"

@@ -16,6 +16,7 @@ import torch
 import yaml
 from tqdm import tqdm
 
+from equilibria.data import Dataset
 from equilibria.training import checkpoint
 from equilibria.training.build import build_trainer, dataset_of
 from equilibria.training.config import Config, ConfigError, check, from_dict, set_key, to_dict
@@ -70,6 +71,20 @@ def load_run_config(run_dir: Path, overrides=()) -> Config:
     config = from_dict(Config, data)
     check(config)
     return config
+
+
+def restore_run(run_dir: str | Path) -> tuple[Trainer, Dataset, Path]:
+    """A trainer built from a run's config with its newest checkpoint loaded, the dataset, and that
+    checkpoint's path (for analyses that continue or probe a finished run)."""
+    run_dir = Path(run_dir)
+    config = load_run_config(run_dir)
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    path = checkpoint.latest(run_dir)
+    dataset = dataset_of(config)
+    trainer = build_trainer(config, dataset)
+    trainer.load_state_dict(checkpoint.load(path)["trainer"])
+    return trainer, dataset, path
 
 
 def train(config: Config, run_dir: str | Path | None = None, *, resume: bool = False) -> Path:

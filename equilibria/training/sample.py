@@ -17,12 +17,7 @@ def load_generator(run_dir: Path, checkpoint_path: str | Path | None = None, use
                    ) -> tuple[torch.nn.Module, int]:
     """The run's generator (its EMA if kept and ``use_ema``) in eval mode, and the checkpoint's step."""
     config = load_run_config(run_dir)
-    if checkpoint_path is None:
-        found = checkpoint.checkpoints(run_dir / "checkpoints")
-        if not found:
-            raise FileNotFoundError(f"run directory {str(run_dir)!r} has no checkpoints")
-        checkpoint_path = found[-1]
-    state = checkpoint.load(checkpoint_path)
+    state = checkpoint.load(checkpoint.latest(run_dir) if checkpoint_path is None else checkpoint_path)
     generator, _ = build_networks(config, tuple(state["sample_shape"]))
     trainer_state = state["trainer"]
     generator.load_state_dict(trainer_state["ema"] if use_ema and "ema" in trainer_state else trainer_state["generator"])
