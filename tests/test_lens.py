@@ -61,6 +61,11 @@ def test_lens_loss_terms_hand_computed():
     assert loss.reconstruction.item() == pytest.approx(4 * 0.25)  # ||x - L(x)||^2 = 4 pixels * 0.5^2
     assert loss.adversarial.item() == pytest.approx(2.0)
     assert loss.total.item() == pytest.approx(0.25 * 2.0 + 1.0)
+    per_pixel = lens_loss(lens, disc, real, "wgan", lam=0.25, reconstruction="mean")
+    assert per_pixel.reconstruction.item() == pytest.approx(0.25)  # the mean of 4 pixels * 0.5^2
+    assert per_pixel.total.item() == pytest.approx(0.25 * 2.0 + 0.25)
+    with pytest.raises(ValueError, match="lens.reconstruction: got 'max'; allowed: sum, mean"):
+        lens_loss(lens, disc, real, "wgan", lam=0.25, reconstruction="max")
 
 
 class Gen(nn.Module):
@@ -133,3 +138,20 @@ def test_switch_off_once_identity_and_lambda_zero():
     x = torch.rand(2, 1, 4, 4)
     assert component.transform_real(x) is x
     assert component.state_dict()["off"] is True
+
+
+@pytest.mark.parametrize("reconstruction", ["sum", "mean"])
+def test_reconstruction_per_pixel_logged_for_both_conventions(reconstruction):
+    lens = Lens(1, width=4, blocks=1)
+    with torch.no_grad():
+        lens.tail.bias.fill_(0.5)  # every pixel off by 0.5: 0.25 per pixel
+    component = LensComponent(lens, torch.optim.SGD(lens.parameters(), lr=0.0), "wgan", lam=0.0,
+                              reconstruction=reconstruction)
+
+    class T:
+        step = 0
+        discriminator = staticmethod(lambda x: x.flatten(1).sum(1))
+
+    logs = component.after_iteration(T(), torch.zeros(2, 1, 4, 4))
+    assert logs["lens/reconstruction_per_pixel"].item() == pytest.approx(0.25)
+    assert logs["lens/reconstruction"].item() == pytest.approx(0.25 * (16 if reconstruction == "sum" else 1))

@@ -94,10 +94,18 @@ class LensLoss:
     reconstruction: Tensor
 
 
-def lens_loss(lens: nn.Module, discriminator: nn.Module, real: Tensor, objective: str, lam: float) -> LensLoss:
-    """lambda L_A + L_R with L_R = ||x - L(x)||^2, the squared norm per sample averaged over the batch."""
+RECONSTRUCTIONS = ("sum", "mean")
+
+
+def lens_loss(lens: nn.Module, discriminator: nn.Module, real: Tensor, objective: str, lam: float,
+              reconstruction: str = "sum") -> LensLoss:
+    """lambda L_A + L_R with L_R = ||x - L(x)||^2 (Section 2): per sample, the squared norm ("sum",
+    the paper's formula) or the mean squared error over its pixels ("mean"); averaged over the batch."""
+    if reconstruction not in RECONSTRUCTIONS:
+        raise ValueError(f"lens.reconstruction: got {reconstruction!r}; allowed: sum, mean")
     lensed = lens(real)
-    reconstruction = (real - lensed).flatten(1).pow(2).sum(1).mean()
+    squared = (real - lensed).flatten(1).pow(2)
+    reconstruction = (squared.sum(1) if reconstruction == "sum" else squared.mean(1)).mean()
     adversarial = lens_adversarial_loss(discriminator(lensed), objective)
     return LensLoss(lam * adversarial + reconstruction, adversarial, reconstruction)
 
@@ -114,12 +122,13 @@ class LensComponent(Component):
 
     def __init__(self, lens: Lens, optimizer: torch.optim.Optimizer, objective: str, *, lam: float | None = None,
                  anneal_steps: int = 100_000, switch_off: bool = False, switch_off_tol: float = 1e-6,
-                 num_images: int = 32):
+                 reconstruction: str = "sum", num_images: int = 32):
         """``num_images`` real images (at most 32) and their lensed versions form the lens's sample grid."""
         lens_adversarial_loss(torch.zeros(1), objective)  # refuse an unsupported objective now
         self.lens, self.optimizer, self.objective = lens, optimizer, objective
         self.lam, self.anneal_steps = lam, anneal_steps
         self.switch_off, self.switch_off_tol = switch_off, switch_off_tol
+        self.reconstruction = reconstruction
         self.num_images = min(num_images, 32)
         self.off = False
         self._last_real: Tensor | None = None
@@ -138,11 +147,11 @@ class LensComponent(Component):
         lam = self.current_lambda(trainer.step + 1)
         if self.off:
             return {"lens/lambda": lam, "lens/on": 0.0}
-        loss = lens_loss(self.lens, trainer.discriminator, real, self.objective, lam)
+        loss = lens_loss(self.lens, trainer.discriminator, real, self.objective, lam, self.reconstruction)
         self.optimizer.zero_grad(set_to_none=True)
         loss.total.backward(inputs=list(self.lens.parameters()))
         self.optimizer.step()
-        per_pixel = loss.reconstruction.detach() / real[0].numel()
+        per_pixel = loss.reconstruction.detach() / (real[0].numel() if self.reconstruction == "sum" else 1)
         if self.switch_off and lam == 0.0 and per_pixel.item() < self.switch_off_tol:
             self.off = True
         return {"lens/lambda": lam, "lens/loss": loss.total.detach(), "lens/adversarial": loss.adversarial.detach(),

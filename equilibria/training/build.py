@@ -103,7 +103,8 @@ def build_components(config: Config, sample_shape: tuple[int, ...], device: torc
         lens = Lens(sample_shape[0], width=c.width, blocks=c.blocks).to(device)
         components.append(LensComponent(lens, build_optimizer(lens.parameters(), c.optim), config.objective,
                                         lam=c.lam, anneal_steps=c.anneal_steps, switch_off=c.switch_off,
-                                        switch_off_tol=c.switch_off_tol, num_images=config.log.num_samples))
+                                        switch_off_tol=c.switch_off_tol, reconstruction=c.reconstruction,
+                                        num_images=config.log.num_samples))
     if config.meta.enabled:
         c, m = config.meta, config.train.batch_size
         if c.variant == "variance":

@@ -124,6 +124,7 @@ class LensConfig:
     anneal_steps: int = _range(100_000, 1)  # K of the schedule (the paper's 1e5)
     switch_off: bool = False  # stop running the lens once lambda is 0 and it is the identity
     switch_off_tol: float = _range(1e-6, 0.0, open_low=True)  # reconstruction error per pixel
+    reconstruction: str = _choice("sum", "mean", default="sum")  # L_R per sample: squared norm, or per pixel
     optim: OptimizerConfig = _optimizer(1e-4)
 
 
