@@ -25,16 +25,15 @@ def load_metrics(run_dir: str | Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def _has(record: dict, key: str) -> bool:
+    return isinstance(record.get(key), (int, float))
+
+
 def series(run_dir: str | Path, key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(steps, seconds, values) of the records that have ``key``."""
-    records = [r for r in load_metrics(run_dir) if isinstance(r.get(key), (int, float))]
+    records = [r for r in load_metrics(run_dir) if _has(r, key)]
     return (np.array([r["step"] for r in records], dtype=float), np.array([r["seconds"] for r in records], dtype=float),
             np.array([r[key] for r in records], dtype=float))
-
-
-def best(run_dir: str | Path, key: str, lower_is_better: bool = True) -> float:
-    values = series(run_dir, key)[2]
-    return float(values.min() if lower_is_better else values.max())
 
 
 def summary(groups: Mapping[str, Sequence[Path]], key: str, lower_is_better: bool = True) -> list[dict]:
@@ -43,15 +42,16 @@ def summary(groups: Mapping[str, Sequence[Path]], key: str, lower_is_better: boo
     group with none (a metric only some methods log) has no row."""
     rows = []
     for label, runs in groups.items():
-        runs = [run for run in runs if series(run, key)[2].size]
-        if not runs:
+        logged = [records for records in map(load_metrics, runs) if any(_has(r, key) for r in records)]
+        if not logged:
             continue
-        bests = [best(run, key, lower_is_better) for run in runs]
-        finals = [float(series(run, key)[2][-1]) for run in runs]
-        seconds = [load_metrics(run)[-1]["seconds"] for run in runs]
-        rows.append({"group": label, "runs": len(runs), "best_mean": statistics.fmean(bests),
+        values = [[r[key] for r in records if _has(r, key)] for records in logged]
+        bests = [float(min(v) if lower_is_better else max(v)) for v in values]
+        seconds = [records[-1]["seconds"] for records in logged]
+        rows.append({"group": label, "runs": len(logged), "best_mean": statistics.fmean(bests),
                      "best_std": statistics.stdev(bests) if len(bests) > 1 else 0.0, "bests": bests,
-                     "final_mean": statistics.fmean(finals), "seconds_mean": statistics.fmean(seconds)})
+                     "final_mean": statistics.fmean(float(v[-1]) for v in values),
+                     "seconds_mean": statistics.fmean(seconds)})
     return rows
 
 
