@@ -15,7 +15,6 @@ import math
 import re
 from pathlib import Path
 
-import numpy as np
 import torch
 from matplotlib.figure import Figure
 
@@ -31,13 +30,7 @@ def run_statistics(run: Path, samples: int, bins: int = 40) -> OutputStatistics:
     real = BatchSampler(dataset, min(samples, len(dataset)), seed=1, value_range=trainer.generator.output_range,
                         device=trainer.device).next()
     fake = generate(trainer, fixed_noise(trainer, samples, 0))
-    trainer.discriminator.eval()
-    with torch.no_grad():
-        outputs = torch.cat([trainer.discriminator(real).flatten(), trainer.discriminator(fake).flatten()])
-    low, high = outputs.min().item(), outputs.max().item()
-    if high - low < 1e-6:
-        low, high = low - 0.5, high + 0.5
-    return output_statistics(trainer.discriminator, real, fake, edges=np.linspace(low, high, bins + 1))
+    return output_statistics(trainer.discriminator.eval(), real, fake, edges=bins)
 
 
 def main() -> None:

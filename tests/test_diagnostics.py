@@ -86,6 +86,18 @@ def test_output_statistics_against_numpy():
     assert stats.hist_real.sum() == 4 and stats.hist_fake.sum() == 3
 
 
+def test_output_statistics_with_a_number_of_bins_spans_both_sets():
+    d = nn.Sequential(nn.Flatten(0))
+    real, fake = torch.tensor([[1.0], [3.0], [5.0]]), torch.tensor([[-3.0], [-1.0]])
+    stats = output_statistics(d, real, fake, 4)  # edges -3, -1, 1, 3, 5
+    assert stats.edges.tolist() == [-3.0, -1.0, 1.0, 3.0, 5.0]
+    assert stats.hist_real.tolist() == [0, 0, 1, 2] and stats.hist_fake.tolist() == [1, 1, 0, 0]
+    constant = output_statistics(d, torch.ones(2, 1), torch.ones(2, 1), 2)
+    assert constant.edges.tolist() == [0.5, 1.0, 1.5]
+    with pytest.raises(ValueError, match="edges: got 0 bins"):
+        output_statistics(d, real, fake, 0)
+
+
 def test_output_statistics_rejects_unsorted_edges():
     with pytest.raises(ValueError, match="edges"):
         output_statistics(nn.Flatten(0), torch.zeros(3, 1), torch.zeros(3, 1), [0.0, 2.0, 1.0])

@@ -77,19 +77,27 @@ def _histogram(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
 
 @torch.no_grad()
 def output_statistics(discriminator: nn.Module, real: Tensor, fake: Tensor,
-                      edges: Sequence[float] | np.ndarray = DEFAULT_EDGES) -> OutputStatistics:
+                      edges: Sequence[float] | np.ndarray | int = DEFAULT_EDGES) -> OutputStatistics:
     """Raw-output statistics of ``discriminator`` on ``real`` and ``fake`` (VRAL Figure 3).
 
-    ``edges`` are the fixed bin edges (default 80 bins over [-20, 20]), so histograms from different
-    steps and runs are comparable; outputs outside them are counted in the end bins.
+    ``edges`` are fixed bin edges (default 80 bins over [-20, 20]), so histograms from different
+    steps and runs are comparable, and outputs outside them are counted in the end bins; an integer
+    is a number of equal bins spanning this call's outputs on both sets.
     """
-    edges = np.asarray(edges, dtype=np.float64)
-    if edges.ndim != 1 or len(edges) < 2 or np.any(np.diff(edges) <= 0):
-        raise ValueError(f"edges: got {edges!r}; allowed: at least two increasing bin edges")
     if len(real) < 2 or len(fake) < 2:
         raise ValueError(f"real and fake: got {len(real)} and {len(fake)} samples; allowed: at least 2 each")
     d_real = discriminator(real).double().flatten().cpu()
     d_fake = discriminator(fake).double().flatten().cpu()
+    if isinstance(edges, int):
+        if edges < 1:
+            raise ValueError(f"edges: got {edges} bins; allowed: at least 1")
+        low, high = min(d_real.min(), d_fake.min()).item(), max(d_real.max(), d_fake.max()).item()
+        if high - low < 1e-6:  # constant outputs: one unit around them
+            low, high = low - 0.5, high + 0.5
+        edges = np.linspace(low, high, edges + 1)
+    edges = np.asarray(edges, dtype=np.float64)
+    if edges.ndim != 1 or len(edges) < 2 or np.any(np.diff(edges) <= 0):
+        raise ValueError(f"edges: got {edges!r}; allowed: at least two increasing bin edges, or a number of bins")
     return OutputStatistics(d_real.mean().item(), d_real.var().item(), d_fake.mean().item(), d_fake.var().item(),
                             _histogram(d_real.numpy(), edges), _histogram(d_fake.numpy(), edges), edges)
 
