@@ -58,8 +58,16 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None, help="output directory (default: the run directory)")
     args = parser.parse_args()
+    for option in ("steps", "every", "probe"):
+        if getattr(args, option) < 1:
+            parser.error(f"--{option}: got {getattr(args, option)}; allowed: an integer >= 1")
     out = args.out or args.run
-    trainer, dataset, path = restore_run(args.run)
+    try:
+        trainer, dataset, path = restore_run(args.run)
+    except (ValueError, FileNotFoundError) as error:  # not a run directory, no checkpoint, missing data
+        parser.error(str(error))
+    if args.probe > len(dataset):
+        parser.error(f"--probe: got {args.probe}; allowed: at most the dataset's {len(dataset)} samples")
     state = copy.deepcopy(trainer.state_dict())
     real = BatchSampler(dataset, args.probe, seed=args.seed + 1, value_range=trainer.generator.output_range,
                         device=trainer.device).next()

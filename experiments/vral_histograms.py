@@ -40,6 +40,10 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=1000, help="real and generated samples each (default 1000)")
     parser.add_argument("--columns", type=int, default=4, help="panels per row (default 4)")
     args = parser.parse_args()
+    if args.samples < 2:
+        parser.error(f"--samples: got {args.samples}; allowed: an integer >= 2")
+    if args.columns < 1:
+        parser.error(f"--columns: got {args.columns}; allowed: an integer >= 1")
     torch.set_num_threads(1)
     runs = sorted((p for p in args.out.glob(f"*/s{args.seed}") if (p / "config.yaml").is_file()),
                   key=lambda p: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.parent.name)])
@@ -51,7 +55,10 @@ def main() -> None:
     print("| group | mean on real | std on real | mean on generated | std on generated |")
     print("| --- | --- | --- | --- | --- |")
     for ax, run in zip(axes, runs):
-        stats = run_statistics(run, args.samples)
+        try:
+            stats = run_statistics(run, args.samples)
+        except (ValueError, FileNotFoundError) as error:  # not a run directory, no checkpoint, missing data
+            parser.error(f"{run}: {error}")
         centres = (stats.edges[:-1] + stats.edges[1:]) / 2
         width = stats.edges[1] - stats.edges[0]
         ax.bar(centres, stats.hist_real, width=width, alpha=0.6, label="real")

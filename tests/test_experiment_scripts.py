@@ -35,3 +35,13 @@ def test_vral_histograms_script_on_small_runs(tmp_path):
     lines = [line for line in done.stdout.splitlines() if line.startswith("| b-")]
     assert [line.split(" | ")[0] for line in lines] == ["| b-2to1", "| b-10to1"]  # ratios in numeric order
     assert (tmp_path / "histograms-s0.png").stat().st_size > 0
+
+
+def test_scripts_refuse_bad_options_with_a_clear_error(tmp_path):
+    cases = [(["experiments/icr_checkpoint.py", str(tmp_path), "--steps", "0"], "--steps: got 0; allowed: an integer >= 1"),
+             (["experiments/icr_checkpoint.py", str(tmp_path)], "is not a run directory"),
+             (["experiments/vral_histograms.py", str(tmp_path), "--samples", "1"], "--samples: got 1"),
+             (["experiments/vral_histograms.py", str(tmp_path)], "no runs */s0")]
+    for args, message in cases:
+        done = subprocess.run([sys.executable, str(ROOT / args[0]), *args[1:]], capture_output=True, text=True)
+        assert done.returncode != 0 and message in done.stderr, (args, done.stderr)
