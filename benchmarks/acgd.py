@@ -24,7 +24,7 @@ import torch
 
 from equilibria.data import BatchSampler, load_dataset
 from equilibria.models import build_discriminator, build_generator
-from equilibria.objectives import get_objective
+from equilibria.core.objectives import get_objective
 from equilibria.optim import ACGD, MixedHessian
 
 SHAPE = (1, 28, 28)

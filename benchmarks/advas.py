@@ -29,10 +29,10 @@ import torch
 from torch import Tensor
 
 from equilibria.methods.advas import AdvAs, advas_gradient, advas_gradient_unbiased, per_sample_adversary_loss
-from equilibria.objectives import untruncated
+from equilibria.core.objectives import untruncated
 from equilibria.training.build import build_trainer
 from equilibria.training.config import load_config
-from equilibria.training.trainer import Trainer
+from equilibria.core.trainer import Trainer
 
 
 def interleaved(calls: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
@@ -126,8 +126,7 @@ def estimator_costs(args: argparse.Namespace) -> None:
     trainer = trainer_for(args, 1)
     _, real = trainer.real_batch()
     z = trainer.noise(args.batch_size)
-    penalties = {"gradient_penalty": 10.0}
-    per_sample = per_sample_adversary_loss(trainer.discriminator, untruncated(trainer.objective), **penalties)
+    per_sample = per_sample_adversary_loss(trainer.discriminator, untruncated(trainer.objective), trainer.penalties)
     loss = adversary_loss_of(trainer, real)
     g, d = trainer.generator, trainer.discriminator
     calls = {

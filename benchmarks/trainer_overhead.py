@@ -18,7 +18,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-from equilibria.training.build import build_optimizer, build_trainer
+from equilibria.core.optimizers import build_optimizer
+from equilibria.training.build import build_trainer
 from equilibria.training.config import load_config
 from equilibria.training.run import train
 

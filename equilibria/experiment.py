@@ -88,7 +88,7 @@ def _state(run_dir: Path, steps: int) -> str:
     found = checkpoint.checkpoints(run_dir / "checkpoints")
     if not found:
         return "new"
-    return "done" if int(found[-1].stem.split("-")[1]) >= steps else "partial"
+    return "done" if checkpoint.step_of(found[-1]) >= steps else "partial"
 
 
 def run_experiment(experiment: Experiment, out: Path, *, jobs: int = 1, threads: int = 1,

@@ -29,3 +29,10 @@ def write_atomically(path: str | os.PathLike, write: Callable[[IO[bytes]], None]
         temporary.unlink(missing_ok=True)
         raise
     return path
+
+
+def save_atomically(obj: object, path: str | os.PathLike) -> Path:
+    """``torch.save`` through ``write_atomically``."""
+    import torch
+
+    return write_atomically(path, lambda handle: torch.save(obj, handle))

@@ -29,7 +29,7 @@ from equilibria.data import BatchSampler
 from equilibria.files import write_atomically
 from equilibria.images import save_figure
 from equilibria.training.run import fixed_noise, generate, restore_run
-from equilibria.training.stability import train_from_checkpoint
+from equilibria.analysis.icr_checkpoint import train_from_checkpoint
 
 MODES = {"discriminator alone": True, "jointly": False}
 

@@ -56,3 +56,17 @@ class CyclingBatches:
 
     def load_state_dict(self, state):
         self.i = state["i"]
+
+
+def record_adversary_batches(trainer) -> dict:
+    """Wrap ``trainer.adversary_loss`` so that the dict returned holds the last real and (detached)
+    generated batch it was called with, e.g. the batches AdvAs computed r on."""
+    seen = {}
+    adversary_loss = trainer.adversary_loss
+
+    def spy(real, fake, *args, **kwargs):
+        seen.update(real=real, fake=fake.detach())
+        return adversary_loss(real, fake, *args, **kwargs)
+
+    trainer.adversary_loss = spy
+    return seen

@@ -7,7 +7,7 @@ import warnings
 from pathlib import Path
 
 import pytest
-from conftest import CyclingBatches
+from conftest import CyclingBatches, record_adversary_batches
 import torch
 import yaml
 from torch import nn
@@ -24,12 +24,13 @@ from equilibria.methods.advas import (
     per_sample_adversary_loss,
 )
 from equilibria.models import build_discriminator, build_generator
-from equilibria.objectives import get_objective, untruncated
-from equilibria.penalties import apply_spectral_norm, gradient_penalty
-from equilibria.training.components import Component
-from equilibria.training.build import build_advas
-from equilibria.training.config import AdvAsConfig, ConfigError, PenaltyConfig, from_dict
-from equilibria.training.trainer import Trainer
+from equilibria.core.objectives import get_objective, untruncated
+from equilibria.autodiff import CompositeNorms, FrozenKinks
+from equilibria.core.penalties import GradientPenalty, apply_spectral_norm, gradient_penalty
+from equilibria.core.components import Component
+from equilibria.methods.advas import METHOD
+from equilibria.training.config import ConfigError, load_config
+from equilibria.core.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 WGAN = get_objective("wgan")
@@ -179,7 +180,7 @@ def test_composite_norms_match_native_values_and_differentiate_to_third_order(la
         for p in module.parameters():
             p.uniform_(0.5, 1.5)
     native_module = copy.deepcopy(module)
-    with A._CompositeNorms():
+    with CompositeNorms():
         composite = module(x)
     torch.testing.assert_close(composite, native_module(x))
     for ours, theirs in zip(module.buffers(), native_module.buffers()):
@@ -187,7 +188,7 @@ def test_composite_norms_match_native_values_and_differentiate_to_third_order(la
     weights = torch.randn(3, 2, 4, 4, dtype=torch.float64)
 
     def first_derivative(x):  # third derivatives of the layer through gradgradcheck of this
-        with A._CompositeNorms():
+        with CompositeNorms():
             y = module(x)
         return torch.autograd.grad((y * weights).pow(2).sum(), x, create_graph=True)[0]
 
@@ -200,7 +201,7 @@ def test_frozen_kinks_replay_the_recorded_branches():
                         nn.Hardtanh(-0.3, 0.3), nn.Flatten())
     x = torch.randn(2, 1, 4, 4, dtype=torch.float64)
     net = net.double()
-    kinks = A._FrozenKinks()
+    kinks = FrozenKinks()
     with kinks.recording():
         native = net(x)
     assert len(kinks.branches) == 4
@@ -429,7 +430,7 @@ def test_unbiased_estimator_matches_naive_per_sample_loop(mode):
     u = torch.rand(6, dtype=torch.float64)
     r_hat, expected = naive_unbiased(gen, disc, z, real, u)
     torch.manual_seed(19)
-    result = advas_gradient_unbiased(wgan_gp(disc, real), per_sample_adversary_loss(disc, WGAN, gradient_penalty=10.0),
+    result = advas_gradient_unbiased(wgan_gp(disc, real), per_sample_adversary_loss(disc, WGAN, [GradientPenalty(10.0)]),
                                      real, gen(z), gen, disc, mode=mode, chunk_size=4)
     torch.testing.assert_close(result.r, r_hat.detach())
     assert relative_error(flat(result.gradient), expected) <= 1e-6
@@ -490,7 +491,7 @@ class GradientSpy(Component):
 def make_trainer(*components, objective="wgan", seed=0):
     torch.manual_seed(seed)
     gen, disc = Gen(), smooth_disc()
-    penalties = {"gradient_penalty": lambda d, real, fake: 10.0 * gradient_penalty(d, real, fake)}
+    penalties = [GradientPenalty(10.0)]
     return Trainer(gen, disc, get_objective(objective), CyclingBatches(),
                    g_optimizer=torch.optim.Adam(gen.parameters()),
                    d_optimizer=torch.optim.Adam(disc.parameters()), batch_size=8, n_adv=2, penalties=penalties,
@@ -547,17 +548,10 @@ def test_r_only_replaces_the_generator_gradient():
 def hinge_run(component):
     """The logged r, and r recomputed from the batches AdvAs saw with the untruncated and truncated hinge."""
     trainer = make_trainer(component, objective="hinge")
-    trainer.penalties = {}
+    trainer.penalties = []
     with torch.no_grad():  # outputs near 5: the truncated hinge has no gradient on the real batch
         trainer.discriminator[-2].bias.fill_(5.0)
-    seen = {}
-    adversary_loss = trainer.adversary_loss
-
-    def spy(real, fake, *args, **kwargs):
-        seen.update(real=real, fake=fake.detach())
-        return adversary_loss(real, fake, *args, **kwargs)
-
-    trainer.adversary_loss = spy
+    seen = record_adversary_batches(trainer)
     logs = trainer.train_step()
     d = trainer.discriminator
     r = {name: r_by_autograd(objective.adversary_loss(d(seen["real"]), d(seen["fake"])), d).detach()
@@ -594,24 +588,27 @@ def test_state_dict_round_trip_continues_identically():
 
 
 def test_unbiased_component_in_the_trainer():
-    advas = build_advas(AdvAsConfig(enabled=True, estimator="unbiased", mode="exact"),
-                        PenaltyConfig(gradient_penalty=10.0))
-    logs = make_trainer(advas).train_step()
+    logs = make_trainer(AdvAs(estimator="unbiased", mode="exact")).train_step()  # the trainer's penalty: GP 10
     assert torch.isfinite(torch.as_tensor(logs["advas/r"])) and float(logs["advas/g_advas_norm"]) > 0
 
 
 # -- config, builder, documentation ----------------------------------------------------------------
 def test_builder_and_config():
-    assert build_advas(AdvAsConfig()) is None
-    advas = build_advas(AdvAsConfig(enabled=True, lam=0.01, mode="exact", r_only=True))
+    assert not load_config().advas.enabled
+    config = load_config(None, ["advas.enabled=true", "advas.lam=0.01", "advas.mode=exact", "advas.r_only=true"])
+    (advas,) = METHOD.build(config.advas, None).components
     assert isinstance(advas, AdvAs) and advas.name == "advas"
     assert (advas.lam, advas.mode, advas.r_only, advas.estimator) == (0.01, "exact", True, "biased")
-    config = from_dict(AdvAsConfig, {"enabled": True, "mode": "hvp", "difference": "central", "eps_scale": 1e-5})
+    config = load_config(None, ["advas.mode=hvp", "advas.difference=central", "advas.eps_scale=1e-5"]).advas
     assert (config.mode, config.difference, config.eps_scale) == ("hvp", "central", 1e-5)
     with pytest.raises(ConfigError, match="'advas.mode': got 'fast'; allowed: one of auto, exact, hvp"):
-        from_dict(AdvAsConfig, {"mode": "fast"}, "advas.")
-    with pytest.raises(ConfigError, match="'advas.lam'"):
-        from_dict(AdvAsConfig, {"lam": -1}, "advas.")
+        load_config(None, ["advas.mode=fast"])
+    with pytest.raises(ConfigError, match="'advas.lam': got -1; allowed: a number >= 0.0, or null"):
+        load_config(None, ["advas.lam=-1"])
+    with pytest.raises(ValueError, match="lam: got -1; allowed: a number >= 0"):
+        AdvAs(lam=-1)
+    with pytest.raises(ConfigError, match="'advas.enabled': got true with train.update=joint"):
+        load_config(None, ["advas.enabled=true", "cgd.enabled=true"])
     with pytest.raises(ValueError, match="advas.estimator: got 'exactish'; allowed: biased, unbiased"):
         AdvAs(estimator="exactish")
     with pytest.raises(ValueError, match="samples have no graph"):
@@ -624,8 +621,9 @@ def test_builder_and_config():
 def test_paper_config_has_a_valid_advas_section():
     data = yaml.safe_load((ROOT / "configs" / "advas-mnist-wgangp-advas.yaml").read_text())
     baseline = yaml.safe_load((ROOT / "configs" / "advas-mnist-wgangp-nadv1.yaml").read_text())
-    config = from_dict(AdvAsConfig, data.pop("advas"), "advas.")
+    config = load_config(ROOT / "configs" / "advas-mnist-wgangp-advas.yaml").advas
     assert config.enabled and config.lam is None and config.estimator == "biased"
+    data.pop("advas")
     assert data == baseline
 
 

@@ -14,12 +14,14 @@ from conftest import CyclingBatches
 import torch
 from torch import nn
 
-from equilibria.objectives import get_objective
+from equilibria.core.objectives import get_objective
 from equilibria.optim import ACGD, CGD, MixedHessian, conjugate_gradient, gmres
-from equilibria.penalties import gradient_penalty, l2_penalty
-from equilibria.training.build import build_joint_optimizer
-from equilibria.training.config import ConfigError, JointOptimizerConfig, from_dict
-from equilibria.training.trainer import Trainer
+from equilibria.core.penalties import gradient_penalty, l2_penalty
+from equilibria.methods.cgd import METHOD
+from equilibria.core.method import BuildContext
+from equilibria.core.penalties import GradientPenalty, L2
+from equilibria.training.config import ConfigError, load_config
+from equilibria.core.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -469,18 +471,30 @@ def test_step_names_bad_losses():
 
 
 # -- configuration and the trainer --------------------------------------------------------------------------
+def built(config):
+    g, d = tiny_networks()
+    return METHOD.build(config.cgd, BuildContext(g, d, get_objective("wgan"), (2,), 8, torch.device("cpu"), 8))
+
+
 def test_config_section_validates_with_the_config_loader():
-    config = from_dict(JointOptimizerConfig, {"name": "cgd", "lr": 0.01, "lr_generator": 0.02, "max_iter": 50},
-                       "optim.joint.")
-    optimizer = build_joint_optimizer(config, *tiny_networks())
+    config = load_config(None, ["cgd.enabled=true", "cgd.name=cgd", "cgd.lr=0.01", "cgd.lr_generator=0.02",
+                                "cgd.max_iter=50"])
+    assert config.train.update == "joint"  # cgd implies joint updates
+    optimizer = built(config).joint_optimizer
     assert type(optimizer) is CGD and optimizer.hyperparameters["lr_min"] == 0.02
     assert optimizer.hyperparameters["lr_max"] == 0.01 and optimizer.hyperparameters["max_iter"] == 50
-    acgd = build_joint_optimizer(JointOptimizerConfig(), *tiny_networks())
+    acgd = built(load_config(None, ["cgd.enabled=true"])).joint_optimizer
     assert type(acgd) is ACGD and acgd.hyperparameters["lr_min"] == 1e-4 and acgd.hyperparameters["eps"] == 1e-5
-    for bad, key in (({"name": "adam"}, "optim.joint.name"), ({"beta": 1.0}, "optim.joint.beta"),
-                     ({"solver": "minres"}, "optim.joint.solver"), ({"tol": -1}, "optim.joint.tol")):
+    for bad, key in (("name=adam", "cgd.name"), ("beta=1.0", "cgd.beta"), ("solver=minres", "cgd.solver"),
+                     ("tol=-1", "cgd.tol")):
         with pytest.raises(ConfigError, match=re.escape(key)):
-            from_dict(JointOptimizerConfig, bad, "optim.joint.")
+            load_config(None, ["cgd.enabled=true", f"cgd.{bad}"])
+    with pytest.raises(ConfigError, match="'train.update': got 'alternating' with cgd.enabled=true; allowed: 'joint'"):
+        load_config(None, ["cgd.enabled=true", "train.update=alternating"])
+    with pytest.raises(ConfigError, match="'train.update': got 'joint' without a joint optimizer"):
+        load_config(None, ["train.update=joint"])
+    with pytest.raises(ConfigError, match="'cgd.enabled': got true with objective=vral"):
+        load_config(None, ["cgd.enabled=true", "vral.enabled=true", "objective=vral"])
 
 
 class Gen(nn.Sequential):
@@ -495,7 +509,7 @@ class Disc(nn.Sequential):
         super().__init__(nn.Linear(2, 8), nn.LeakyReLU(0.2), nn.Linear(8, 1), nn.Flatten(0))
 
 
-def joint_trainer(objective, penalties=None):
+def joint_trainer(objective, penalties=()):
     torch.manual_seed(9)
     g, d = Gen(), Disc()
     return Trainer(g, d, get_objective(objective), CyclingBatches(seed=8), batch_size=8, update="joint",
@@ -514,9 +528,7 @@ def test_trainer_joint_update_with_acgd_runs_each_objective(objective):
 
 
 def test_trainer_joint_update_with_gradient_and_l2_penalties():
-    trainer = joint_trainer("wgan", {
-        "gradient_penalty": lambda disc, real, fake: 10 * gradient_penalty(disc, real, fake),
-        "l2": lambda disc, real, fake: 1e-3 * l2_penalty(disc)})
+    trainer = joint_trainer("wgan", [GradientPenalty(10.0), L2(1e-3)])
     logs = trainer.train_step()
     assert {"adv/gradient_penalty", "adv/l2", "cg/iterations", "cg/residual"} <= set(logs)
 

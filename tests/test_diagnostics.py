@@ -11,8 +11,8 @@ from torch import nn
 
 from equilibria.metrics.diagnostics import (advas_quantity, fake_gradient_norm, output_drift, output_statistics,
                                             trainer_advas_quantity)
-from equilibria.objectives import get_objective
-from equilibria.penalties import gradient_penalty
+from equilibria.core.objectives import get_objective
+from equilibria.core.penalties import gradient_penalty
 
 
 def test_advas_quantity_of_a_logistic_discriminator_matches_the_gradient_written_out():

@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from equilibria.methods.lens import Lens, LensComponent, lens_adversarial_loss, lens_lambda, lens_loss
-from equilibria.objectives import get_objective
-from equilibria.training.trainer import Trainer
+from equilibria.methods.lens import Lens, LensComponent, lens_lambda, lens_loss
+from equilibria.core.objectives import get_objective
+from equilibria.core.trainer import Trainer
 
 
 def test_schedule_values():
@@ -18,7 +18,7 @@ def test_schedule_values():
     assert lens_lambda(150, k) == pytest.approx(1 - math.sqrt(2) / 2)  # 1 - sin(pi/4)
     assert lens_lambda(300, k) == pytest.approx(0.0, abs=1e-15)
     assert lens_lambda(301, k) == 0.0
-    with pytest.raises(ValueError, match="lens.anneal_steps: got 0"):
+    with pytest.raises(ValueError, match="anneal_steps: got 0"):
         lens_lambda(1, 0)
 
 
@@ -32,12 +32,16 @@ D_LENSED = [-1.0, 0.5, 2.0]
     ("wgan", sum(D_LENSED) / 3),
 ])
 def test_adversarial_term_per_objective(objective, expected):
-    assert lens_adversarial_loss(torch.tensor(D_LENSED, dtype=torch.float64), objective).item() == pytest.approx(expected)
+    """L_A of Section 2 and Appendix A.1 is the objective's fake_loss on D(L(x))."""
+    fake_loss = get_objective(objective).fake_loss
+    assert fake_loss(torch.tensor(D_LENSED, dtype=torch.float64)).item() == pytest.approx(expected)
 
 
-def test_unknown_objective_refused():
-    with pytest.raises(ValueError, match="objective: got 'vral' with the lens; allowed"):
-        lens_adversarial_loss(torch.zeros(2), "vral")
+def test_objective_without_a_fake_term_refused():
+    from equilibria.methods.vral import vral_objective
+
+    with pytest.raises(ValueError, match="objective 'vral' has no loss for outputs on generated data alone"):
+        LensComponent(Lens(1, width=2, blocks=1), None, vral_objective(1.0, -1.0))
 
 
 def test_lens_starts_as_identity_and_keeps_shape():
@@ -57,15 +61,15 @@ def test_lens_loss_terms_hand_computed():
         lens.tail.bias.fill_(0.5)  # L(x) = x + 0.5 everywhere
     real = torch.zeros(2, 1, 2, 2)
     disc = lambda x: x.flatten(1).sum(1)  # noqa: E731  D(L(x)) = 4 * 0.5 = 2
-    loss = lens_loss(lens, disc, real, "wgan", lam=0.25)
+    loss = lens_loss(lens, disc, real, get_objective("wgan"), lam=0.25)
     assert loss.reconstruction.item() == pytest.approx(4 * 0.25)  # ||x - L(x)||^2 = 4 pixels * 0.5^2
     assert loss.adversarial.item() == pytest.approx(2.0)
     assert loss.total.item() == pytest.approx(0.25 * 2.0 + 1.0)
-    per_pixel = lens_loss(lens, disc, real, "wgan", lam=0.25, reconstruction="mean")
+    per_pixel = lens_loss(lens, disc, real, get_objective("wgan"), lam=0.25, reconstruction="mean")
     assert per_pixel.reconstruction.item() == pytest.approx(0.25)  # the mean of 4 pixels * 0.5^2
     assert per_pixel.total.item() == pytest.approx(0.25 * 2.0 + 0.25)
-    with pytest.raises(ValueError, match="lens.reconstruction: got 'max'; allowed: sum, mean"):
-        lens_loss(lens, disc, real, "wgan", lam=0.25, reconstruction="max")
+    with pytest.raises(ValueError, match="reconstruction: got 'max'; allowed: sum, mean"):
+        lens_loss(lens, disc, real, get_objective("wgan"), lam=0.25, reconstruction="max")
 
 
 class Gen(nn.Module):
@@ -99,7 +103,8 @@ def test_lens_receives_only_its_own_loss():
     lens = Lens(1, width=4, blocks=1)
     with torch.no_grad():
         lens.tail.weight.normal_(0, 0.1)  # away from the identity, so every layer gets a gradient
-    component = LensComponent(lens, torch.optim.SGD(lens.parameters(), lr=0.1), "nonsaturating", lam=1.0)
+    component = LensComponent(lens, torch.optim.SGD(lens.parameters(), lr=0.1), get_objective("nonsaturating"),
+                              lam=1.0)
     trainer = Trainer(gen, disc, get_objective("nonsaturating"), Batches(),
                       g_optimizer=torch.optim.SGD(gen.parameters(), lr=0.1),
                       d_optimizer=torch.optim.SGD(disc.parameters(), lr=0.1), batch_size=8, components=[component])
@@ -111,7 +116,7 @@ def test_lens_receives_only_its_own_loss():
 
     def after(trainer_, raw):
         before = [p.detach().clone() for p in lens.parameters()]
-        expected_grads = torch.autograd.grad(lens_loss(lens, disc, raw, "nonsaturating", 1.0).total,
+        expected_grads = torch.autograd.grad(lens_loss(lens, disc, raw, get_objective("nonsaturating"), 1.0).total,
                                              list(lens.parameters()))
         logs = original_after(trainer_, raw)
         for p, b, g in zip(lens.parameters(), before, expected_grads):
@@ -126,7 +131,7 @@ def test_lens_receives_only_its_own_loss():
 
 def test_switch_off_once_identity_and_lambda_zero():
     lens = Lens(1, width=4, blocks=1)
-    component = LensComponent(lens, torch.optim.SGD(lens.parameters(), lr=0.0), "wgan", anneal_steps=1,
+    component = LensComponent(lens, torch.optim.SGD(lens.parameters(), lr=0.0), get_objective("wgan"), anneal_steps=1,
                               switch_off=True, switch_off_tol=1e-3)
 
     class T:
@@ -145,7 +150,7 @@ def test_reconstruction_per_pixel_logged_for_both_conventions(reconstruction):
     lens = Lens(1, width=4, blocks=1)
     with torch.no_grad():
         lens.tail.bias.fill_(0.5)  # every pixel off by 0.5: 0.25 per pixel
-    component = LensComponent(lens, torch.optim.SGD(lens.parameters(), lr=0.0), "wgan", lam=0.0,
+    component = LensComponent(lens, torch.optim.SGD(lens.parameters(), lr=0.0), get_objective("wgan"), lam=0.0,
                               reconstruction=reconstruction)
 
     class T:

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from equilibria.penalties import apply_spectral_norm, clip_weights, gradient_penalty, l2_penalty, r1_penalty
+from equilibria.core.penalties import apply_spectral_norm, clip_weights, gradient_penalty, l2_penalty, r1_penalty
 
 
 def tiny_critic():

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from equilibria.files import save_atomically
 from equilibria.training import checkpoint
 from equilibria.training.config import ConfigError, load_config
 from equilibria.training.run import load_run_config, train
@@ -25,15 +26,15 @@ def metrics(run_dir):
 
 
 def final_weights(run_dir):
-    state = checkpoint.load(checkpoint.checkpoints(Path(run_dir) / "checkpoints")[-1])["trainer"]
+    state = checkpoint.load(checkpoint.checkpoints(Path(run_dir) / "checkpoints")[-1]).trainer
     return state["generator"], state["ema"], state["discriminator"]
 
 
-WITH_METHODS = ["lens.enabled=true", "lens.width=4", "lens.blocks=1", "lens.anneal_steps=8", "meta.enabled=true",
-                "meta.mean_subtraction=true"]
+WITH_METHODS = ["lens.enabled=true", "lens.width=4", "lens.blocks=1", "lens.anneal_steps=8", "vral.enabled=true",
+                "vral.mean_subtraction=true"]
 
 
-@pytest.mark.parametrize("extra", [[], WITH_METHODS], ids=["plain", "lens+meta"])
+@pytest.mark.parametrize("extra", [[], WITH_METHODS], ids=["plain", "lens+vral"])
 def test_resumed_run_equals_uninterrupted_run(tmp_path, extra):
     full = train(load_config(None, SMALL + extra), tmp_path / "full")
     half = train(load_config(None, SMALL + extra + ["train.steps=6"]), tmp_path / "half")
@@ -94,7 +95,7 @@ def test_refuses_to_overwrite_a_run_and_to_change_the_recipe_on_resume(tmp_path)
 
 def test_atomic_save_leaves_nothing_behind_on_failure(tmp_path, monkeypatch):
     path = tmp_path / "ck.pt"
-    checkpoint.save_atomic({"x": torch.ones(2)}, path)
+    save_atomically({"x": torch.ones(2)}, path)
 
     def broken_save(obj, handle):
         handle.write(b"half a checkpoint")
@@ -102,10 +103,10 @@ def test_atomic_save_leaves_nothing_behind_on_failure(tmp_path, monkeypatch):
 
     monkeypatch.setattr(torch, "save", broken_save)
     with pytest.raises(OSError, match="disk full"):
-        checkpoint.save_atomic({"x": torch.zeros(2)}, path)
+        save_atomically({"x": torch.zeros(2)}, path)
     assert [p.name for p in tmp_path.iterdir()] == ["ck.pt"]
     monkeypatch.undo()
-    torch.testing.assert_close(checkpoint.load(path)["x"], torch.ones(2))
+    torch.testing.assert_close(torch.load(path, weights_only=True)["x"], torch.ones(2))
 
 
 class Payload:

@@ -12,7 +12,7 @@ from equilibria.cli import classifier as classifier_cli
 from equilibria.cli import evaluate as evaluate_cli
 from equilibria.cli import game
 from equilibria.data import DownloadError
-from equilibria.training.config import ConfigError, load_config, to_dict
+from equilibria.training.config import ConfigError, config_reference, load_config, to_dict
 
 EXAMPLES = """examples:
   equilibria train                                   # a small GAN on the bundled 8x8 digits
@@ -63,6 +63,9 @@ def _experiment(args: argparse.Namespace) -> None:
 
 
 def _config(args: argparse.Namespace) -> None:
+    if args.reference:
+        print(config_reference(), end="")
+        return
     print(yaml.safe_dump(to_dict(load_config(args.config, args.set)), sort_keys=False), end="")
 
 
@@ -125,6 +128,7 @@ def parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("config", help="print the resolved, validated config")
     p.add_argument("config", nargs="?")
+    p.add_argument("--reference", action="store_true", help="print every key as docs/CONFIG.md (markdown)")
     with_overrides(p)
     p.set_defaults(func=_config)
 

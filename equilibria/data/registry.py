@@ -18,6 +18,7 @@ from .transforms import resize_images
 DATASETS = ("digits", "mnist", "stacked_mnist", "ring", "grid", "cifar10", "folder")
 DEFAULT_NUM_POINTS = 100_000
 _POINTS = {"ring": ring, "grid": grid}
+POINT_DATASETS = tuple(_POINTS)  # 2-D points, not images
 _WITH_SPLITS = ("mnist", "stacked_mnist", "cifar10")
 
 

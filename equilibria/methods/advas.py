@@ -15,12 +15,12 @@ Modes of computing g_AdvAs:
   gradient penalty inside L_adv this takes third derivatives of the discriminator. PyTorch's
   batch-, instance- and layer-norm kernels give silently wrong third derivatives (torch 2.13;
   ``gradgradcheck`` fails), so this mode evaluates L_adv with those layers computed from
-  elementwise operations (``_CompositeNorms``), which differentiate correctly to any order.
+  elementwise operations (``equilibria.autodiff.CompositeNorms``), which differentiate correctly to any order.
 - ``hvp``: a finite difference of grad_x L_adv along v, needing no higher derivative than L_adv
   itself: ``forward`` 2 (g(phi + eps v) - g(phi)) / eps or ``central`` (g(phi + eps v) - g(phi - eps v))
   / eps, g = grad_x L_adv, with eps = eps_scale (1 + ||phi||) / ||v||. v and g(phi) come from one
   backward pass. The perturbed evaluations replay the branches that the piecewise-linear functions
-  (ReLU, leaky ReLU, hardtanh, max pooling, the hinge) took at phi (``_FrozenKinks``): without
+  (ReLU, leaky ReLU, hardtanh, max pooling, the hinge) took at phi (``equilibria.autodiff.FrozenKinks``): without
   this, a unit crossing its kink within eps changes g by a jump that the division by eps turns
   into noise larger than the signal (on the E.1 networks the cosine to the exact value falls
   below 0.9). They also start from the same random state (the gradient penalty's interpolation
@@ -33,7 +33,7 @@ Modes of computing g_AdvAs:
 Few lines in any training loop (``G``, ``D`` modules; ``real`` the adversary's last batch)::
 
     fake = G(z)
-    loss_gen = objective.generator_loss(D(fake))
+    loss_gen = objective.generator_loss(None, D(fake))
     g_opt.zero_grad()
     loss_gen.backward(inputs=list(G.parameters()), retain_graph=True)
     logs = apply_advas(lambda x: objective.adversary_loss(D(real), D(x)) + 10 * gradient_penalty(D, real, x),
@@ -43,22 +43,22 @@ Few lines in any training loop (``G``, ``D`` modules; ``real`` the adversary's l
 
 from __future__ import annotations
 
-import math
 import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, NamedTuple
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.overrides import TorchFunctionMode
 
-from equilibria.objectives import Objective, untruncated
-from equilibria.training.components import Component, GeneratorStep
+from equilibria.autodiff import Buffers, CompositeNorms, FrozenKinks, RandomState
+from equilibria.core.components import Component, GeneratorStep
+from equilibria.core.method import BuildContext, Contribution, Method
+from equilibria.core.objectives import Objective, untruncated
+from equilibria.core.penalties import Penalty
+from equilibria.core.sections import Bool, ConfigError, Float, Int, MethodConfig, option
 
 if TYPE_CHECKING:
-    from equilibria.training.trainer import Trainer
+    from equilibria.core.trainer import Trainer
 
 MODES = ("auto", "exact", "hvp")
 DIFFERENCES = ("forward", "central")
@@ -99,197 +99,6 @@ def default_eps_scale(dtype: torch.dtype, difference: str = "forward") -> float:
     return EPS_FACTOR[difference] * torch.finfo(dtype).eps ** EPS_POWER[difference]
 
 
-class _RandomState:
-    """The random state at construction, to start every evaluation of L_adv from the same draws."""
-
-    def __init__(self, device: torch.device):
-        self.device = device
-        self.cpu = torch.get_rng_state()
-        self.cuda = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
-
-    def restore(self) -> None:
-        torch.set_rng_state(self.cpu)
-        if self.cuda is not None:
-            torch.cuda.set_rng_state(self.cuda, self.device)
-
-
-class _Buffers:
-    """The discriminator's buffers (BatchNorm statistics, spectral-norm vectors) at construction."""
-
-    def __init__(self, module: nn.Module):
-        self.pairs = [(b, b.clone()) for b in module.buffers()]
-
-    @torch.no_grad()
-    def restore(self) -> None:
-        for buffer, saved in self.pairs:
-            buffer.copy_(saved)
-
-
-# -- normalisation layers that differentiate correctly to any order --------------------------------
-def _affine(out: Tensor, weight: Tensor | None, bias: Tensor | None, shape: tuple[int, ...]) -> Tensor:
-    if weight is not None:
-        out = out * weight.view(shape)
-    if bias is not None:
-        out = out + bias.view(shape)
-    return out
-
-
-@torch.no_grad()
-def _update_running(running_mean: Tensor | None, running_var: Tensor | None, mean: Tensor, var: Tensor,
-                    count: int, momentum: float) -> None:
-    """What the native kernels do: exponential averages of the mean and the unbiased variance."""
-    if running_mean is not None:
-        running_mean.lerp_(mean.to(running_mean.dtype), momentum)
-    if running_var is not None:
-        running_var.lerp_((var * count / max(count - 1, 1)).to(running_var.dtype), momentum)
-
-
-def _batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
-                weight: Tensor | None = None, bias: Tensor | None = None, training: bool = False,
-                momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
-    if not training and running_mean is not None:  # affine in the input: the native kernel is exact
-        return F.batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps)
-    dims = (0, *range(2, input.dim()))
-    mean, var = input.mean(dims, keepdim=True), input.var(dims, unbiased=False, keepdim=True)
-    if training:
-        _update_running(running_mean, running_var, mean.flatten(), var.flatten(), input.numel() // input.shape[1],
-                        momentum)
-    shape = (1, -1) + (1,) * (input.dim() - 2)
-    return _affine((input - mean) * torch.rsqrt(var + eps), weight, bias, shape)
-
-
-def _instance_norm(input: Tensor, running_mean: Tensor | None = None, running_var: Tensor | None = None,
-                   weight: Tensor | None = None, bias: Tensor | None = None, use_input_stats: bool = True,
-                   momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
-    if not use_input_stats:
-        return F.instance_norm(input, running_mean, running_var, weight, bias, use_input_stats, momentum, eps)
-    dims = tuple(range(2, input.dim()))
-    mean, var = input.mean(dims, keepdim=True), input.var(dims, unbiased=False, keepdim=True)
-    count = math.prod(input.shape[2:])
-    _update_running(running_mean, running_var, mean.flatten(1).mean(0), var.flatten(1).mean(0), count, momentum)
-    shape = (1, -1) + (1,) * len(dims)
-    return _affine((input - mean) * torch.rsqrt(var + eps), weight, bias, shape)
-
-
-def _layer_norm(input: Tensor, normalized_shape: list[int] | tuple[int, ...], weight: Tensor | None = None,
-                bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
-    dims = tuple(range(-len(normalized_shape), 0))
-    mean, var = input.mean(dims, keepdim=True), input.var(dims, unbiased=False, keepdim=True)
-    out = (input - mean) * torch.rsqrt(var + eps)
-    return _affine(out, weight, bias, tuple(normalized_shape))
-
-
-_COMPOSITE_NORMS = {F.batch_norm: _batch_norm, F.instance_norm: _instance_norm, F.layer_norm: _layer_norm}
-
-
-class _CompositeNorms(TorchFunctionMode):
-    """Batch, instance and layer normalisation from elementwise operations (third derivatives right)."""
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        return _COMPOSITE_NORMS.get(func, func)(*args, **(kwargs or {}))
-
-
-# -- piecewise-linear functions on recorded branches -----------------------------------------------
-_RELUS = (F.relu, torch.relu, Tensor.relu)
-_POOLS = (F.max_pool1d, F.max_pool2d, F.max_pool3d)
-
-
-class _FrozenKinks(TorchFunctionMode):
-    """Records the branch each piecewise-linear function takes, then replays it as a linear map.
-
-    ``recording()``: native results, branches stored in call order. ``replaying()``: relu(x) =
-    x * mask, leaky_relu(x) = where(mask, x, slope x), hardtanh(x) = where(mask, x, recorded bound),
-    max pooling gathers the recorded argmax positions. L_adv must call them in the same order.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.branches: list[tuple[torch.Size, tuple[Tensor, ...]]] = []
-        self.record = True
-        self.position = 0
-
-    @contextmanager
-    def recording(self) -> Iterator[None]:
-        self.branches, self.record = [], True
-        with self:
-            yield
-
-    @contextmanager
-    def replaying(self) -> Iterator[None]:
-        self.record, self.position = False, 0
-        with self:
-            yield
-        if self.position != len(self.branches):
-            raise RuntimeError(f"advas.mode=hvp: L_adv evaluated {self.position} piecewise-linear functions at the "
-                               f"perturbed point but {len(self.branches)} at phi; it must run the same operations")
-
-    def _store(self, x: Tensor, *tensors: Tensor) -> None:
-        self.branches.append((x.shape, tensors))
-
-    def _branch(self, x: Tensor) -> tuple[Tensor, ...]:
-        if self.position >= len(self.branches):
-            raise RuntimeError("advas.mode=hvp: L_adv evaluated more piecewise-linear functions at the perturbed "
-                               "point than at phi; it must run the same operations")
-        shape, tensors = self.branches[self.position]
-        self.position += 1
-        if shape != x.shape:
-            raise RuntimeError(f"advas.mode=hvp: a piecewise-linear function saw shape {tuple(x.shape)} at the "
-                               f"perturbed point but {tuple(shape)} at phi")
-        return tensors
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        if func in _RELUS:
-            return self._relu(func, args, kwargs)
-        if func is F.leaky_relu:
-            return self._leaky_relu(func, args, kwargs)
-        if func is F.hardtanh:
-            return self._hardtanh(func, args, kwargs)
-        if func in _POOLS:
-            return self._max_pool(func, args, kwargs)
-        return func(*args, **kwargs)
-
-    def _relu(self, func, args, kwargs):
-        x = args[0]
-        if self.record:
-            out = func(*args, **kwargs)
-            self._store(x, out > 0)
-            return out
-        (mask,) = self._branch(x)
-        return x * mask
-
-    def _leaky_relu(self, func, args, kwargs):
-        x = args[0]
-        slope = kwargs.get("negative_slope", args[1] if len(args) > 1 else 0.01)
-        if self.record:
-            self._store(x, x > 0)
-            return func(*args, **kwargs)
-        (mask,) = self._branch(x)
-        return torch.where(mask, x, x * slope)
-
-    def _hardtanh(self, func, args, kwargs):
-        x = args[0]
-        low = kwargs.get("min_val", args[1] if len(args) > 1 else -1.0)
-        high = kwargs.get("max_val", args[2] if len(args) > 2 else 1.0)
-        if self.record:
-            self._store(x, (x > low) & (x < high), x >= high)
-            return func(*args, **kwargs)
-        inside, above = self._branch(x)
-        return torch.where(inside, x, torch.full_like(x, low).masked_fill(above, high))
-
-    def _max_pool(self, func, args, kwargs):
-        x, rest = args[0], list(args[1:])
-        wants_indices = kwargs.pop("return_indices", rest.pop(5) if len(rest) > 5 else False)
-        if self.record:
-            out, indices = func(x, *rest, return_indices=True, **kwargs)
-            self._store(x, indices)
-        else:
-            (indices,) = self._branch(x)
-            dims = {F.max_pool1d: 1, F.max_pool2d: 2, F.max_pool3d: 3}[func]
-            out = x.flatten(-dims).gather(-1, indices.flatten(-dims)).view(indices.shape)
-        return (out, indices) if wants_indices else out
-
-
 # -- the biased estimator (Eq. 10) -----------------------------------------------------------------
 class _Evaluation:
     """L_adv at the given discriminator parameters, each time from the same random state and buffers."""
@@ -300,8 +109,8 @@ class _Evaluation:
         self.named = [(n, p) for n, p in discriminator.named_parameters() if p.requires_grad]
         self.phi = [p for _, p in self.named]
         self.x = x
-        self.random = _RandomState(x.device)
-        self.buffers = _Buffers(discriminator)
+        self.random = RandomState(x.device)
+        self.buffers = Buffers(discriminator)
 
     def __call__(self, params: list[Tensor] | None = None) -> Tensor:
         self.random.restore()
@@ -329,7 +138,7 @@ def _grads(output: Tensor, inputs: list[Tensor], **kwargs: Any) -> list[Tensor]:
 
 def _exact(evaluate: _Evaluation) -> tuple[Tensor, Tensor, Tensor]:
     """(L_adv, r, grad_x r) by double backward, the norm layers composite."""
-    with _CompositeNorms():
+    with CompositeNorms():
         loss = evaluate()
     v = _grads(loss, evaluate.phi, create_graph=True)
     r = torch.stack([t.pow(2).sum() for t in v]).sum()
@@ -339,7 +148,7 @@ def _exact(evaluate: _Evaluation) -> tuple[Tensor, Tensor, Tensor]:
 
 def _hvp(evaluate: _Evaluation, difference: str, eps_scale: float | None) -> tuple[Tensor, Tensor, Tensor]:
     """(L_adv, r, grad_x r) by a finite difference of grad_x L_adv along v, the kinks frozen."""
-    kinks = _FrozenKinks()
+    kinks = FrozenKinks()
     with kinks.recording():
         loss = evaluate()
     *v, grad_x0 = _grads(loss, [*evaluate.phi, evaluate.x])
@@ -435,15 +244,14 @@ def advas_gradient(adversary_loss: Callable[[Tensor], Tensor], fake: Tensor, gen
 PerSampleLoss = Callable[[dict[str, Tensor], Tensor, Tensor, Tensor], Tensor]
 
 
-def per_sample_adversary_loss(discriminator: nn.Module, objective: Objective, *, gradient_penalty: float = 0.0,
-                              gradient_penalty_center: float = 1.0, r1: float = 0.0, l2: float = 0.0
+def per_sample_adversary_loss(discriminator: nn.Module, objective: Objective, penalties: Sequence[Penalty] = ()
                               ) -> PerSampleLoss:
     """g(phi, x1, x2, u): L_adv's term for one pair of a generated sample x1 and a real sample x2 (Eq. 12).
 
     The objectives and penalties average over the batch, so L_adv = mean_n g(phi, x1_n, x2_n, u_n)
     pairs the n-th generated and real samples; u_n ~ U[0, 1) is the gradient penalty's
-    interpolation weight (x_hat = u x2 + (1 - u) x1). Written for ``torch.func`` (functional_call,
-    grad), so that ``vmap`` gives per-sample gradients.
+    interpolation weight (x_hat = u x2 + (1 - u) x1). Each penalty contributes its per-sample form.
+    Written for ``torch.func`` (functional_call, grad), so that ``vmap`` gives per-sample gradients.
     """
 
     def score(params: dict[str, Tensor], x: Tensor) -> Tensor:
@@ -451,13 +259,8 @@ def per_sample_adversary_loss(discriminator: nn.Module, objective: Objective, *,
 
     def loss(params: dict[str, Tensor], fake: Tensor, real: Tensor, u: Tensor) -> Tensor:
         total = objective.adversary_loss(score(params, real).reshape(1), score(params, fake).reshape(1))
-        if gradient_penalty > 0:
-            slope = torch.func.grad(score, argnums=1)(params, torch.lerp(fake, real, u))
-            total = total + gradient_penalty * (torch.linalg.vector_norm(slope) - gradient_penalty_center) ** 2
-        if r1 > 0:
-            total = total + r1 * 0.5 * torch.func.grad(score, argnums=1)(params, real).pow(2).sum()
-        if l2 > 0:
-            total = total + l2 * sum(p.pow(2).sum() for p in params.values())
+        for penalty in penalties:
+            total = total + penalty.per_sample(score, params, fake, real, u)
         return total
 
     return loss
@@ -477,7 +280,7 @@ def _per_sample_terms(per_sample_loss: PerSampleLoss, discriminator: nn.Module, 
         grad_x1, (s, value) = torch.func.grad(squared_norm, has_aux=True)(x1, x2, u_n)
         return value, s, grad_x1
 
-    with _CompositeNorms():
+    with CompositeNorms():
         return torch.func.vmap(one, chunk_size=chunk_size)(fake, real, u)
 
 
@@ -507,7 +310,7 @@ def advas_gradient_unbiased(adversary_loss: Callable[[Tensor], Tensor], per_samp
                          "so L_adv has no per-sample terms; allowed: layers that treat samples independently")
     evaluate, (mode, loss, r_biased, grad_x) = _evaluated_fake_gradient(adversary_loss, fake, discriminator, mode,
                                                                          difference, eps_scale)
-    after = _RandomState(fake.device)
+    after = RandomState(fake.device)
     evaluate.random.restore()
     u = torch.rand(n, device=fake.device, dtype=fake.dtype)  # the gradient penalty's first draws
     after.restore()
@@ -516,7 +319,7 @@ def advas_gradient_unbiased(adversary_loss: Callable[[Tensor], Tensor], per_samp
     if not torch.allclose(values.mean(), loss, rtol=0, atol=1e-4 * float(values.abs().mean()) + 1e-6):
         raise ValueError(f"advas.estimator=unbiased: the per-sample losses average to {float(values.mean()):.6g} but "
                          f"L_adv is {float(loss):.6g}; L_adv has terms without a per-sample form (allowed: the "
-                         "objective, gradient_penalty, r1, l2)")
+                         "objective and the penalties)")
     r = (n * r_biased - squares.sum() / n) / (n - 1)
     grad_x = (n * grad_x - grad_squares / n) / (n - 1)
     return AdvAsGradient(_through_generator(fake, grad_x, generator), r.detach(), mode)
@@ -536,8 +339,6 @@ def add_advas_gradient(generator: nn.Module, advas: AdvAsGradient, *, lam: float
 
     ``lam`` None: the heuristic of Eq. 11, from the gradient already in ``.grad`` (g_orig).
     """
-    if lam is not None and lam < 0:
-        raise ValueError(f"advas.lam: got {lam!r}; allowed: a number >= 0, or None for the heuristic of Eq. 11")
     params = _parameters(generator)
     g_orig = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
     weight = advas_lambda(g_orig, advas.gradient) if lam is None else torch.tensor(float(lam))
@@ -562,31 +363,31 @@ def apply_advas(adversary_loss: Callable[[Tensor], Tensor], fake: Tensor, genera
     return {**add_advas_gradient(generator, advas, lam=lam, r_only=r_only), "advas/mode": advas.mode}
 
 
-# -- the trainer's component -----------------------------------------------------------------------
+# -- the trainer's component ------------------------------------------------------------------------
 class AdvAs(Component):
     """AdvAs in the trainer: adds lambda g_AdvAs to the generator's gradient before its step.
 
     r is computed on the generator step's samples and the last real batch the adversary saw, with
     L_adv = ``trainer.adversary_loss`` (penalties and other components' terms included; the hinge
     untruncated unless ``hinge_truncation``). The adversary's update is untouched (Section 4.1).
+    The unbiased estimator takes the per-sample forms of the trainer's penalties.
     """
 
     name = "advas"
 
     def __init__(self, *, lam: float | None = None, mode: str = "auto", difference: str = "forward",
                  eps_scale: float | None = None, estimator: str = "biased", hinge_truncation: bool = False,
-                 r_only: bool = False, chunk_size: int | None = 8, penalties: dict[str, float] | None = None):
+                 r_only: bool = False, chunk_size: int | None = 8):
         _check("mode", mode, MODES)
         _check("difference", difference, DIFFERENCES)
         _check("estimator", estimator, ESTIMATORS)
-        if lam is not None and lam < 0:
-            raise ValueError(f"advas.lam: got {lam!r}; allowed: a number >= 0, or null for the heuristic of Eq. 11")
-        if eps_scale is not None and eps_scale <= 0:
-            raise ValueError(f"advas.eps_scale: got {eps_scale!r}; allowed: a number > 0, or null for the default")
+        if lam is not None and not lam >= 0:
+            raise ValueError(f"lam: got {lam!r}; allowed: a number >= 0, or None for the heuristic of Eq. 11")
+        if eps_scale is not None and not eps_scale > 0:
+            raise ValueError(f"eps_scale: got {eps_scale!r}; allowed: a number > 0, or None for the default")
         self.lam, self.mode, self.difference, self.eps_scale = lam, mode, difference, eps_scale
         self.estimator, self.hinge_truncation, self.r_only = estimator, hinge_truncation, r_only
         self.chunk_size = chunk_size
-        self.penalties = dict(penalties or {})  # per-sample forms for the unbiased estimator
 
     def adjust_generator_gradient(self, trainer: Trainer, step: GeneratorStep) -> dict[str, Any]:
         objective = trainer.objective if self.hinge_truncation else untruncated(trainer.objective)
@@ -598,7 +399,7 @@ class AdvAs(Component):
         if self.estimator == "biased":
             advas = advas_gradient(adversary_loss, step.fake, trainer.generator, trainer.discriminator, **options)
         else:
-            per_sample = per_sample_adversary_loss(trainer.discriminator, objective, **self.penalties)
+            per_sample = per_sample_adversary_loss(trainer.discriminator, objective, trainer.penalties)
             advas = advas_gradient_unbiased(adversary_loss, per_sample, step.real, step.fake, trainer.generator,
                                             trainer.discriminator, chunk_size=self.chunk_size, **options)
         self.mode = advas.mode
@@ -610,3 +411,32 @@ class AdvAs(Component):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         _check("mode", state["mode"], MODES)
         self.mode = state["mode"]
+
+
+# -- the method: config section ``advas`` ---------------------------------------------------------------
+class AdvAsConfig(MethodConfig):
+    """``advas``: the Adversary's Assistant (docs/ADVAS.md)."""
+
+    lam: Float | None = option(None, "fixed lambda of Eq. 8; null: the heuristic of Eq. 11", ge=0.0)
+    mode: Literal[MODES] = option("auto", "how grad_theta r is computed: exact double backward, hvp finite "
+                                  "difference, or auto (both once, hvp if they agree)")
+    difference: Literal[DIFFERENCES] = option("forward", "the hvp mode's finite difference")
+    eps_scale: Float | None = option(None, "hvp step scale c in eps = c (1 + ||phi||) / ||v||; null: by dtype",
+                                     gt=0.0)
+    estimator: Literal[ESTIMATORS] = option("biased", "r from Eq. 10 (biased) or Appendix B (unbiased)")
+    hinge_truncation: Bool = option(False, "compute r with the hinge's truncation (Section 5: without)")
+    r_only: Bool = option(False, "the generator minimises lambda r alone (Appendix C.3)")
+    chunk_size: Int | None = option(8, "unbiased estimator: samples per vmap call; null: the whole batch", ge=1)
+
+
+def _check_config(section: AdvAsConfig, config: Any, objective: Objective) -> None:
+    if section.enabled and config.train.update == "joint":
+        raise ConfigError("config key 'advas.enabled': got true with train.update=joint; allowed: false (AdvAs "
+                          "changes the generator's own step, which a joint update does not take)")
+
+
+def _build(section: AdvAsConfig, context: BuildContext) -> Contribution:
+    return Contribution(components=[AdvAs(**section.model_dump(exclude={"enabled"}))])
+
+
+METHOD = Method("advas", AdvAsConfig, _build, check=_check_config)

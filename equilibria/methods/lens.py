@@ -2,15 +2,16 @@
 
 A network L between the real data and the discriminator: the discriminator sees L(x) in place of
 x. The lens minimises lambda L_A + L_R (Section 2), with L_R = ||x - L(x)||^2 and L_A the
-adversarial term of the objective (Appendix A.1), and lambda annealed from 1 to 0 (Appendix A.3),
-so that L turns into the identity and training becomes the plain GAN.
+objective's ``fake_loss`` on D(L(x)) (the discriminator's loss for calling L(x) generated: Section 2
+and Appendix A.1), and lambda annealed from 1 to 0 (Appendix A.3), so that L turns into the
+identity and training becomes the plain GAN.
 
 In any loop::
 
     lens, lens_opt = Lens(channels=1), torch.optim.Adam(lens.parameters(), lr=1e-4)
     real_seen = lens(real).detach()                 # what D trains on instead of real
     ...                                             # the usual D and G steps
-    loss = lens_loss(lens, D, real, "nonsaturating", lens_lambda(step, 100_000))
+    loss = lens_loss(lens, D, real, get_objective("nonsaturating"), lens_lambda(step, 100_000))
     lens_opt.zero_grad(); loss.total.backward(inputs=list(lens.parameters())); lens_opt.step()
 """
 
@@ -18,12 +19,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from equilibria.training.components import Component
+from equilibria.core.components import Component
+from equilibria.core.method import BuildContext, Contribution, Method
+from equilibria.core.objectives import Objective
+from equilibria.core.optimizers import OptimizerConfig, build_optimizer
+from equilibria.core.sections import Bool, ConfigError, Float, Int, MethodConfig, option
+from equilibria.data import POINT_DATASETS
 
 
 class ResidualBlock(nn.Module):
@@ -47,7 +54,7 @@ class Lens(nn.Module):
 
     def __init__(self, channels: int, width: int = 32, blocks: int = 8):
         super().__init__()
-        for name, value in (("lens.width", width), ("lens.blocks", blocks), ("lens channels", channels)):
+        for name, value in (("width", width), ("blocks", blocks), ("channels", channels)):
             if value < 1:
                 raise ValueError(f"{name}: got {value}; allowed: an integer >= 1")
         self.head = nn.Conv2d(channels, width, 3, padding=1)
@@ -68,23 +75,15 @@ class Lens(nn.Module):
 def lens_lambda(step: int, anneal_steps: int) -> float:
     """lambda = 1 - sin(t pi / 2K) for t <= K, then 0 (Appendix A.3, Eq. 7)."""
     if anneal_steps < 1:
-        raise ValueError(f"lens.anneal_steps: got {anneal_steps}; allowed: an integer >= 1")
+        raise ValueError(f"anneal_steps: got {anneal_steps}; allowed: an integer >= 1")
     return 1.0 - math.sin(step * math.pi / (2 * anneal_steps)) if step <= anneal_steps else 0.0
 
 
-def lens_adversarial_loss(d_lensed: Tensor, objective: str) -> Tensor:
-    """L_A: the lens works against the discriminator (Section 2 and Appendix A.1).
-
-    minimax / nonsaturating: -log(1 - D(L(x))) = softplus(logit); lsgan: D(L(x))^2;
-    wgan and hinge (unbounded critics): D(L(x)). Means over the batch.
-    """
-    if objective in ("minimax", "nonsaturating"):
-        return F.softplus(d_lensed).mean()
-    if objective == "lsgan":
-        return d_lensed.pow(2).mean()
-    if objective in ("wgan", "hinge"):
-        return d_lensed.mean()
-    raise ValueError(f"objective: got {objective!r} with the lens; allowed: minimax, nonsaturating, lsgan, wgan, hinge")
+def _fake_loss(objective: Objective):
+    if objective.fake_loss is None:
+        raise ValueError(f"objective {objective.name!r} has no loss for outputs on generated data alone (it scores "
+                         "real and generated outputs in pairs), which the lens's adversarial term needs")
+    return objective.fake_loss
 
 
 @dataclass
@@ -97,16 +96,17 @@ class LensLoss:
 RECONSTRUCTIONS = ("sum", "mean")
 
 
-def lens_loss(lens: nn.Module, discriminator: nn.Module, real: Tensor, objective: str, lam: float,
+def lens_loss(lens: nn.Module, discriminator: nn.Module, real: Tensor, objective: Objective, lam: float,
               reconstruction: str = "sum") -> LensLoss:
-    """lambda L_A + L_R with L_R = ||x - L(x)||^2 (Section 2): per sample, the squared norm ("sum",
-    the paper's formula) or the mean squared error over its pixels ("mean"); averaged over the batch."""
+    """lambda L_A + L_R (Section 2): L_A = ``objective.fake_loss(D(L(x)))``; L_R = ||x - L(x)||^2 per
+    sample, the squared norm ("sum", the paper's formula) or the mean squared error over its pixels
+    ("mean"), averaged over the batch."""
     if reconstruction not in RECONSTRUCTIONS:
-        raise ValueError(f"lens.reconstruction: got {reconstruction!r}; allowed: sum, mean")
+        raise ValueError(f"reconstruction: got {reconstruction!r}; allowed: sum, mean")
     lensed = lens(real)
     squared = (real - lensed).flatten(1).pow(2)
     reconstruction = (squared.sum(1) if reconstruction == "sum" else squared.mean(1)).mean()
-    adversarial = lens_adversarial_loss(discriminator(lensed), objective)
+    adversarial = _fake_loss(objective)(discriminator(lensed))
     return LensLoss(lam * adversarial + reconstruction, adversarial, reconstruction)
 
 
@@ -120,11 +120,11 @@ class LensComponent(Component):
 
     name = "lens"
 
-    def __init__(self, lens: Lens, optimizer: torch.optim.Optimizer, objective: str, *, lam: float | None = None,
+    def __init__(self, lens: Lens, optimizer: torch.optim.Optimizer, objective: Objective, *, lam: float | None = None,
                  anneal_steps: int = 100_000, switch_off: bool = False, switch_off_tol: float = 1e-6,
                  reconstruction: str = "sum", num_images: int = 32):
         """``num_images`` real images (at most 32) and their lensed versions form the lens's sample grid."""
-        lens_adversarial_loss(torch.zeros(1), objective)  # refuse an unsupported objective now
+        _fake_loss(objective)  # refuse an objective without a fake term now
         self.lens, self.optimizer, self.objective = lens, optimizer, objective
         self.lam, self.anneal_steps = lam, anneal_steps
         self.switch_off, self.switch_off_tol = switch_off, switch_off_tol
@@ -177,3 +177,42 @@ class LensComponent(Component):
         self.lens.load_state_dict(state["lens"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.off = state["off"]
+
+
+# -- the method: config section ``lens`` ----------------------------------------------------------------
+class LensConfig(MethodConfig):
+    """``lens``: the lens of tempered adversarial networks."""
+
+    width: Int = option(32, "channels inside the lens", ge=1)
+    blocks: Int = option(8, "residual blocks (Appendix A.2: 8)", ge=1)
+    lam: Float | None = option(None, "fixed lambda; null: the schedule of Appendix A.3", ge=0.0)
+    anneal_steps: Int = option(100_000, "K of the schedule: lambda reaches 0 at step K (the paper's 1e5)", ge=1)
+    switch_off: Bool = option(False, "stop running the lens once lambda is 0 and it is the identity")
+    switch_off_tol: Float = option(1e-6, "reconstruction error per pixel under which switch_off acts", gt=0.0)
+    reconstruction: Literal[RECONSTRUCTIONS] = option("sum", "L_R per sample: the squared norm (sum, the "
+                                                      "paper's formula) or the per-pixel mean (mean)")
+    optim: OptimizerConfig = option(OptimizerConfig(lr=1e-4), "the lens's optimizer (Appendix A.2: Adam, 1e-4)")
+
+
+def _check_config(section: LensConfig, config: Any, objective: Objective) -> None:
+    if not section.enabled:
+        return
+    if config.data.name in POINT_DATASETS:
+        raise ConfigError(f"config key 'lens.enabled': got true for data.name={config.data.name}; allowed: "
+                          "images only")
+    if objective.fake_loss is None:
+        raise ConfigError(f"config key 'lens.enabled': got true with objective={objective.name}; allowed: an "
+                          "objective with a loss on generated outputs alone (minimax, nonsaturating, wgan, "
+                          "lsgan, hinge)")
+
+
+def _build(section: LensConfig, context: BuildContext) -> Contribution:
+    lens = Lens(context.sample_shape[0], width=section.width, blocks=section.blocks).to(context.device)
+    component = LensComponent(lens, build_optimizer(lens.parameters(), section.optim), context.objective,
+                              lam=section.lam, anneal_steps=section.anneal_steps, switch_off=section.switch_off,
+                              switch_off_tol=section.switch_off_tol, reconstruction=section.reconstruction,
+                              num_images=context.num_images)
+    return Contribution(components=[component])
+
+
+METHOD = Method("lens", LensConfig, _build, check=_check_config)

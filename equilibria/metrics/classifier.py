@@ -43,7 +43,7 @@ from tqdm import tqdm
 from equilibria.data import Dataset, load_dataset
 from equilibria.metrics.inception import to_uint8_levels
 from equilibria.metrics.weights import cache_dir as default_cache_dir
-from equilibria.training.checkpoint import save_atomic
+from equilibria.files import save_atomically
 
 CLASSIFIER_DATASETS = ("digits", "mnist", "stacked_mnist")
 FEATURE_DIM = 128
@@ -223,7 +223,7 @@ def train_classifier(dataset_name: str, data_root: str | Path | None = None, spl
         return TrainedClassifier(network.eval(), state["accuracy"], key, path, data.name, from_cache=True)
     start = time.perf_counter()
     network, accuracy = fit_classifier(data.data, data.labels, settings, progress)
-    save_atomic({"network": network.state_dict(), "image_size": network.image_size, "width": settings.width,
+    save_atomically({"network": network.state_dict(), "image_size": network.image_size, "width": settings.width,
                  "accuracy": accuracy, "key": key, "dataset": data.name, "settings": dataclasses.asdict(settings),
                  "seconds": time.perf_counter() - start}, path)
     return TrainedClassifier(network, accuracy, key, path, data.name, from_cache=False)

@@ -1,8 +1,7 @@
-"""The GAN-training core: config, trainer, components, checkpoints and the run loop
-(``equilibria.training.run.train``)."""
+"""The job layer: a run's config, building a trainer from it, the run loop, checkpoints and samples
+(``equilibria.training.run.train``). It sits above the core (``equilibria.core``) and the methods
+(``equilibria.methods``)."""
 
-from equilibria.training.components import Component, GeneratorStep
-from equilibria.training.config import Config, ConfigError, load_config
-from equilibria.training.trainer import Trainer
+from equilibria.training.config import ConfigError, load_config
 
-__all__ = ["Component", "Config", "ConfigError", "GeneratorStep", "Trainer", "load_config"]
+__all__ = ["ConfigError", "load_config"]

@@ -1,22 +1,50 @@
-"""Checkpoints: written atomically, loaded with ``weights_only=True``, the last N kept.
+"""The run's checkpoint: one schema, written and read here alone.
 
-A checkpoint holds the trainer's state (networks, EMA, optimizers, components, data order, step)
-and the random states of torch, numpy and python, so that a resumed run continues exactly.
+A checkpoint ``checkpoints/step-N.pt`` is one dict::
+
+    {"format": 1, "step": N, "seconds": training time so far, "sample_shape": [...],
+     "trainer": Trainer.state_dict() (networks, EMA, optimizers, components, data order, step),
+     "rng": the torch, CUDA, numpy and python random states}
+
+written atomically (``equilibria.files``), loaded with ``weights_only=True``; the last N are kept.
+A resumed run continues exactly.
 """
 
 from __future__ import annotations
 
 import random
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from equilibria.files import write_atomically
+from equilibria.core.trainer import Trainer
+from equilibria.files import save_atomically
 
+FORMAT = 1
 _NAME = re.compile(r"^step-(\d+)\.pt$")
+
+
+@dataclass(frozen=True)
+class RunState:
+    """A checkpoint's contents."""
+
+    step: int
+    seconds: float
+    sample_shape: tuple[int, ...]
+    trainer: dict[str, Any]
+    rng: dict[str, Any]
+
+    def generator_weights(self, use_ema: bool = True) -> dict[str, Any]:
+        """The generator's weights: its EMA if the run kept one and ``use_ema``."""
+        return self.trainer["ema"] if use_ema and "ema" in self.trainer else self.trainer["generator"]
+
+    @property
+    def has_ema(self) -> bool:
+        return "ema" in self.trainer
 
 
 def rng_state() -> dict[str, Any]:
@@ -42,24 +70,18 @@ def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate((p["version"], tuple(p["internal"]), p["gauss"]))
 
 
-def save_atomic(obj: Any, path: str | Path) -> None:
-    """torch.save, atomically (a temporary file in the same directory, fsynced, then renamed)."""
-    write_atomically(path, lambda handle: torch.save(obj, handle))
-
-
-def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint safely (no arbitrary code: ``weights_only=True``)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
-    return torch.load(path, map_location=map_location, weights_only=True)
+def step_of(path: str | Path) -> int:
+    """N of ``step-N.pt``."""
+    match = _NAME.match(Path(path).name)
+    if match is None:
+        raise ValueError(f"checkpoint {str(path)!r}: allowed names are step-N.pt")
+    return int(match.group(1))
 
 
 def checkpoints(directory: str | Path) -> list[Path]:
-    """The run's checkpoints, oldest step first."""
-    directory = Path(directory)
-    found = [(int(m.group(1)), p) for p in directory.glob("step-*.pt") if (m := _NAME.match(p.name))]
-    return [p for _, p in sorted(found)]
+    """The checkpoints in ``directory``, oldest step first."""
+    found = [p for p in Path(directory).glob("step-*.pt") if _NAME.match(p.name)]
+    return sorted(found, key=step_of)
 
 
 def latest(run_dir: str | Path) -> Path:
@@ -70,10 +92,26 @@ def latest(run_dir: str | Path) -> Path:
     return found[-1]
 
 
-def save(directory: str | Path, step: int, state: dict[str, Any], keep: int) -> Path:
-    """Write ``step-N.pt`` (with the random states) and delete all but the newest ``keep``."""
-    path = Path(directory) / f"step-{step:08d}.pt"
-    save_atomic({**state, "rng": rng_state()}, path)
+def save(directory: str | Path, trainer: Trainer, *, seconds: float, sample_shape: tuple[int, ...],
+         keep: int) -> Path:
+    """Write ``step-N.pt`` for the trainer's step and delete all but the newest ``keep``."""
+    path = Path(directory) / f"step-{trainer.step:08d}.pt"
+    save_atomically({"format": FORMAT, "step": trainer.step, "seconds": seconds, "sample_shape": list(sample_shape),
+                     "trainer": trainer.state_dict(), "rng": rng_state()}, path)
     for old in checkpoints(directory)[:-keep]:
         old.unlink(missing_ok=True)
     return path
+
+
+def load(path: str | Path, map_location: str | torch.device = "cpu") -> RunState:
+    """Read a checkpoint safely (no arbitrary code: ``weights_only=True``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
+    state = torch.load(path, map_location=map_location, weights_only=True)
+    missing = [key for key in ("step", "seconds", "sample_shape", "trainer", "rng")
+               if not isinstance(state, dict) or key not in state]
+    if missing:
+        raise ValueError(f"checkpoint {str(path)!r} is not a run checkpoint (it lacks {', '.join(missing)})")
+    return RunState(step=int(state["step"]), seconds=float(state["seconds"]),
+                    sample_shape=tuple(state["sample_shape"]), trainer=state["trainer"], rng=state["rng"])

@@ -16,12 +16,12 @@ import torch
 import yaml
 from tqdm import tqdm
 
+from equilibria.core.trainer import Trainer
 from equilibria.data import Dataset
 from equilibria.training import checkpoint
 from equilibria.training.build import build_trainer, dataset_of
-from equilibria.training.config import Config, ConfigError, check, from_dict, set_key, to_dict
+from equilibria.training.config import Config, ConfigError, parse_config, read_yaml, set_key, to_dict
 from equilibria.training.log import RunLog, scalars
-from equilibria.training.trainer import Trainer
 
 # Keys a resumed run may change: how long it trains and what it records.
 RESUMABLE_KEYS = ("train.steps", "log.", "eval.")
@@ -61,16 +61,14 @@ def load_run_config(run_dir: Path, overrides=()) -> Config:
     path = run_dir / "config.yaml"
     if not path.is_file():
         raise ConfigError(f"{str(run_dir)!r} is not a run directory: it has no config.yaml")
-    data = yaml.safe_load(path.read_text())
+    data = read_yaml(path)
     for assignment in overrides:
         key = assignment.partition("=")[0].strip()
         if not any(key == k or (k.endswith(".") and key.startswith(k)) for k in RESUMABLE_KEYS):
             raise ConfigError(f"--set {assignment!r}: {key!r} cannot change on resume; "
                               f"allowed: train.steps, log.* and eval.*")
         set_key(data, assignment)
-    config = from_dict(Config, data)
-    check(config)
-    return config
+    return parse_config(data, f"run config {str(path)!r}")
 
 
 def restore_run(run_dir: str | Path) -> tuple[Trainer, Dataset, Path]:
@@ -83,7 +81,7 @@ def restore_run(run_dir: str | Path) -> tuple[Trainer, Dataset, Path]:
     path = checkpoint.latest(run_dir)
     dataset = dataset_of(config)
     trainer = build_trainer(config, dataset)
-    trainer.load_state_dict(checkpoint.load(path)["trainer"])
+    trainer.load_state_dict(checkpoint.load(path).trainer)
     return trainer, dataset, path
 
 
@@ -105,9 +103,9 @@ def train(config: Config, run_dir: str | Path | None = None, *, resume: bool = F
         if not found:
             raise FileNotFoundError(f"run directory {str(run_dir)!r} has no checkpoint to resume from")
         state = checkpoint.load(found[-1], map_location=trainer.device)
-        trainer.load_state_dict(state["trainer"])
-        checkpoint.set_rng_state(state["rng"])
-        elapsed, resume_step = state["seconds"], trainer.step
+        trainer.load_state_dict(state.trainer)
+        checkpoint.set_rng_state(state.rng)
+        elapsed, resume_step = state.seconds, trainer.step
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
     log = RunLog(run_dir, config.log.tensorboard, resume_step)
@@ -124,8 +122,8 @@ def train(config: Config, run_dir: str | Path | None = None, *, resume: bool = F
                             None, value_range, tag=name)
 
     def save_checkpoint() -> None:
-        checkpoint.save(ckpt_dir, trainer.step, {"trainer": trainer.state_dict(), "seconds": elapsed,
-                                                 "sample_shape": list(dataset.sample_shape)}, config.log.keep_checkpoints)
+        checkpoint.save(ckpt_dir, trainer, seconds=elapsed, sample_shape=dataset.sample_shape,
+                        keep=config.log.keep_checkpoints)
 
     evaluate_generator = None
     if config.eval.every:

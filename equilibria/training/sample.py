@@ -6,10 +6,10 @@ from pathlib import Path
 
 import torch
 
+from equilibria.files import save_atomically
 from equilibria.images import make_grid, save_png, scatter_png
 from equilibria.training import checkpoint
 from equilibria.training.build import build_networks
-from equilibria.training.checkpoint import save_atomic
 from equilibria.training.run import load_run_config
 
 
@@ -18,10 +18,9 @@ def load_generator(run_dir: Path, checkpoint_path: str | Path | None = None, use
     """The run's generator (its EMA if kept and ``use_ema``) in eval mode, and the checkpoint's step."""
     config = load_run_config(run_dir)
     state = checkpoint.load(checkpoint.latest(run_dir) if checkpoint_path is None else checkpoint_path)
-    generator, _ = build_networks(config, tuple(state["sample_shape"]))
-    trainer_state = state["trainer"]
-    generator.load_state_dict(trainer_state["ema"] if use_ema and "ema" in trainer_state else trainer_state["generator"])
-    return generator.eval(), trainer_state["step"]
+    generator, _ = build_networks(config, state.sample_shape)
+    generator.load_state_dict(state.generator_weights(use_ema))
+    return generator.eval(), state.step
 
 
 @torch.no_grad()
@@ -40,5 +39,5 @@ def sample_run(run_dir: Path, *, checkpoint: str | None = None, num: int = 64, o
         nrow = int(num ** 0.5 + 0.999999)
         save_png(path, make_grid(fake, nrow=nrow, value_range=generator.output_range or (-1.0, 1.0)))
     if tensor_out:
-        save_atomic(fake, tensor_out)
+        save_atomically(fake, tensor_out)
     return path

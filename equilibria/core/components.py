@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from torch import Tensor, nn
 
 if TYPE_CHECKING:
-    from equilibria.training.trainer import Trainer
+    from equilibria.core.trainer import Trainer
 
 Logs = dict[str, Any]
 

@@ -1,4 +1,5 @@
-"""Variance-regularizing meta-discriminators (VRAL, Eq. 7-13 and Algorithm 1).
+"""Variance-regularizing adversarial learning (VRAL): meta-discriminators (Eq. 7-13, Algorithm 1)
+and VRAL's generator objectives (Eq. 11, 12).
 
 Two meta-discriminators R and F tell a batch of the discriminator's raw outputs on real (on
 generated) data from a batch drawn from N(mu_r, 1) (N(mu_f, 1)); the discriminator is trained to
@@ -20,11 +21,17 @@ In any loop (after D's forward pass on real and fake)::
 
 from __future__ import annotations
 
+from typing import Any, Literal
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from equilibria.training.components import Component
+from equilibria.core.components import Component
+from equilibria.core.method import BuildContext, Contribution, Method
+from equilibria.core.objectives import Objective
+from equilibria.core.optimizers import OptimizerConfig, build_optimizer
+from equilibria.core.sections import Bool, ConfigError, Float, Int, MethodConfig, option
 
 ORDERS = ("sorted", "ordered")
 
@@ -39,9 +46,9 @@ class MetaDiscriminator(nn.Module):
     def __init__(self, batch_size: int, hidden: int = 28, order: str = "sorted"):
         super().__init__()
         if order not in ORDERS:
-            raise ValueError(f"meta.order: got {order!r}; allowed: {', '.join(ORDERS)}")
+            raise ValueError(f"order: got {order!r}; allowed: {', '.join(ORDERS)}")
         if batch_size < 1 or hidden < 1:
-            raise ValueError(f"meta: batch_size {batch_size} and meta.hidden {hidden}; allowed: integers >= 1")
+            raise ValueError(f"batch_size {batch_size} and hidden {hidden}; allowed: integers >= 1")
         self.batch_size, self.order = batch_size, order
         self.net = nn.Sequential(nn.Linear(batch_size, hidden), nn.ReLU(), nn.Linear(hidden, 1))
 
@@ -153,3 +160,77 @@ class LipschitzMeta(Component):
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
         self.optimizer.load_state_dict(state["optimizer"])
+
+
+# -- VRAL's generator objectives -----------------------------------------------------------------
+def vral_objective(mu_real: float, mu_fake: float, least_squares: bool = False) -> Objective:
+    """VRAL's objective ("vral", "vral_lsq"): the adversary's loss is the meta-discriminators' terms
+    alone (Eq. 10), so its objective part is 0; the generator minimises Eq. 11 or Eq. 12.
+
+    Eq. 11: s (E_Q D - E_P D) with s = sign(mu_f - mu_r): as printed when mu_f > mu_r, and otherwise
+    the sign that moves the generator's outputs towards mu_r; E_P D has no generator gradient and is
+    left out of the loss. Eq. 12 (``least_squares``): E_Q (D - mu_r)^2. There is no zero-sum value
+    game (a joint optimizer cannot play it) and no loss on generated outputs alone (no lens).
+    """
+    if mu_real == mu_fake:
+        raise ValueError(f"mu_real and mu_fake: both {mu_real}; allowed: two different means")
+    sign = 1.0 if mu_fake > mu_real else -1.0
+    return Objective(
+        "vral_lsq" if least_squares else "vral",
+        adversary_loss=lambda d_real, d_fake: d_fake.new_zeros(()),
+        generator_loss=(lambda d_real, d_fake: (d_fake - mu_real).pow(2).mean()) if least_squares
+        else (lambda d_real, d_fake: sign * d_fake.mean()),
+    )
+
+
+# -- the method: config section ``vral`` ----------------------------------------------------------------
+VARIANTS = ("variance", "lipschitz")
+
+
+class VralConfig(MethodConfig):
+    """``vral``: meta-discriminators; with ``objective: vral`` or ``vral_lsq``, VRAL itself."""
+
+    variant: Literal[VARIANTS] = option("variance", "R and F on the outputs (Eq. 8-10), or one M on the slopes "
+                                        "of real-generated pairs (Eq. 13)")
+    mu_real: Float = option(1.0, "mean of N(mu_r, 1) for the outputs on real data")
+    mu_fake: Float = option(-1.0, "mean of N(mu_f, 1) for the outputs on generated data")
+    mean_subtraction: Bool = option(False, "centre the outputs on generated data by their batch mean")
+    order: Literal[ORDERS] = option("sorted", "sorted: permutation-invariant; ordered: the batch as a vector "
+                                    "(the paper's)")
+    hidden: Int = option(28, "hidden units of a meta-discriminator (Section 4.1: 28)", ge=1)
+    weight: Float = option(1.0, "weight of the meta terms in L_adv", ge=0.0)
+    lipschitz_k: Float = option(1.0, "K of the lipschitz variant", gt=0.0)
+    lipschitz_sigma: Float = option(0.1, "standard deviation of N(K, sigma) in the lipschitz variant", gt=0.0)
+    optim: OptimizerConfig = option(OptimizerConfig(lr=1e-4, eps=3e-6), "the meta-discriminators' optimizer "
+                                    "(Algorithm 1's Adam)")
+
+
+OBJECTIVES = ("vral", "vral_lsq")
+
+
+def _check_config(section: VralConfig, config: Any, objective: Objective) -> None:
+    if config.objective in OBJECTIVES and not (section.enabled and section.variant == "variance"):
+        raise ConfigError(f"config key 'objective': got {config.objective!r} without meta-discriminators; "
+                          "allowed with vral.enabled=true and vral.variant=variance (VRAL trains the adversary "
+                          "through them alone)")
+
+
+def _build(section: VralConfig, context: BuildContext) -> Contribution:
+    m, device = context.batch_size, context.device
+    if section.variant == "variance":
+        real_meta = MetaDiscriminator(m, section.hidden, section.order).to(device)
+        fake_meta = MetaDiscriminator(m, section.hidden, section.order).to(device)
+        optimizer = build_optimizer([*real_meta.parameters(), *fake_meta.parameters()], section.optim)
+        component = VarianceMeta(real_meta, fake_meta, optimizer, mu_real=section.mu_real, mu_fake=section.mu_fake,
+                                 mean_subtraction=section.mean_subtraction, weight=section.weight)
+    else:
+        meta = MetaDiscriminator(m, section.hidden, section.order).to(device)
+        component = LipschitzMeta(meta, build_optimizer(meta.parameters(), section.optim), k=section.lipschitz_k,
+                                  sigma=section.lipschitz_sigma, weight=section.weight)
+    return Contribution(components=[component])
+
+
+METHOD = Method("vral", VralConfig, _build, check=_check_config, objectives={
+    "vral": lambda section: vral_objective(section.mu_real, section.mu_fake),
+    "vral_lsq": lambda section: vral_objective(section.mu_real, section.mu_fake, least_squares=True),
+})

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from test_trainer import batches, flat, sgd_step, sgd_trainer
 
-from equilibria.training.stability import train_from_checkpoint
+from equilibria.analysis.icr_checkpoint import train_from_checkpoint
 
 
 def probe_sets():

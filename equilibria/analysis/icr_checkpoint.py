@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from equilibria.metrics.diagnostics import output_drift
-from equilibria.training.trainer import Trainer
+from equilibria.core.trainer import Trainer
 
 
 @torch.no_grad()

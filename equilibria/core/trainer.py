@@ -10,19 +10,19 @@ L_adv = objective's adversary loss + the weighted penalty terms + the components
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
 
-from equilibria.objectives import Objective, untruncated
-from equilibria.penalties import clip_weights
-from equilibria.training.components import Component, GeneratorStep
-from equilibria.training.ema import EMA
+from equilibria.core.components import Component, GeneratorStep
+from equilibria.core.ema import EMA
+from equilibria.core.objectives import Objective, untruncated
+from equilibria.core.penalties import Penalty, clip_weights
 
-# A penalty term of L_adv, weight included: (discriminator, real, fake) -> scalar.
-PenaltyTerm = Callable[[nn.Module, Tensor, Tensor], Tensor]
+
+UPDATES = ("alternating", "simultaneous", "joint")
 
 
 class Batches(Protocol):
@@ -75,19 +75,24 @@ class Trainer:
         batch_size: int,
         n_adv: int = 1,
         update: str = "alternating",
-        penalties: dict[str, PenaltyTerm] | None = None,
+        penalties: Sequence[Penalty] = (),
         weight_clip: float = 0.0,
         components: Sequence[Component] = (),
         ema: float = 0.0,
     ):
-        if update not in ("alternating", "simultaneous", "joint"):
-            raise ValueError(f"train.update: got {update!r}; allowed: alternating, simultaneous, joint")
+        if update not in UPDATES:
+            raise ValueError(f"update: got {update!r}; allowed: {', '.join(UPDATES)}")
         if (update == "joint") != (joint_optimizer is not None):
-            raise ValueError("train.update: 'joint' needs a joint optimizer, and a joint optimizer needs 'joint'")
+            raise ValueError("update: 'joint' needs a joint optimizer, and a joint optimizer needs 'joint'")
         if update != "joint" and (g_optimizer is None or d_optimizer is None):
-            raise ValueError(f"train.update={update} needs an optimizer for each player")
+            raise ValueError(f"update={update} needs an optimizer for each player")
         if n_adv < 1 or (update != "alternating" and n_adv != 1):
-            raise ValueError(f"train.n_adv: got {n_adv}; allowed: >= 1 for alternating updates, 1 otherwise")
+            raise ValueError(f"n_adv: got {n_adv}; allowed: >= 1 for alternating updates, 1 otherwise")
+        names = [p.name for p in penalties]
+        if len(set(names)) != len(names):
+            raise ValueError(f"penalties: got {names}; allowed: each penalty once")
+        if update == "joint" and objective.value is None:
+            raise ValueError(f"objective {objective.name!r} has no zero-sum value game, which a joint update plays")
         self.generator = generator
         self.discriminator = discriminator
         self.objective = objective
@@ -98,7 +103,7 @@ class Trainer:
         self.batch_size = batch_size
         self.n_adv = n_adv
         self.update = update
-        self.penalties = dict(penalties or {})
+        self.penalties = list(penalties)
         self.weight_clip = weight_clip
         self.components = list(components)
         self.ema = EMA(generator, ema) if ema > 0 else None
@@ -126,8 +131,8 @@ class Trainer:
         d_real = self.discriminator(real) if d_real is None else d_real
         d_fake = self.discriminator(fake) if d_fake is None else d_fake
         parts = {"objective": (objective or self.objective).adversary_loss(d_real, d_fake)}
-        for name, term in self.penalties.items():
-            parts[name] = term(self.discriminator, real, fake)
+        for penalty in self.penalties:
+            parts[penalty.name] = penalty(self.discriminator, real, fake)
         for component in self.components:
             parts.update(component.adversary_terms(self, real, fake, d_real, d_fake))
         total = parts["objective"] if len(parts) == 1 else torch.stack(list(parts.values())).sum()
@@ -177,7 +182,7 @@ class Trainer:
     def _generator_update(self, real: Tensor, diagnostics: bool) -> dict[str, Any]:
         z = self.noise(self.batch_size)
         fake = self.generator(z)
-        loss = self.objective.generator_loss(self.discriminator(fake))
+        loss = self.objective.generator_loss(self._real_outputs(real), self.discriminator(fake))
         logs: dict[str, Any] = {}
         if diagnostics:
             logs["grad_norm_fake"] = sample_gradient_norm(loss, fake)
@@ -190,6 +195,13 @@ class Trainer:
         logs["loss_gen"] = loss
         return logs
 
+    def _real_outputs(self, real: Tensor) -> Tensor | None:
+        """D on the real batch for a generator loss that compares it (relativistic), else None."""
+        if not self.objective.generator_uses_real:
+            return None
+        with torch.no_grad():
+            return self.discriminator(real)
+
     def _adjust_generator_gradient(self, step: GeneratorStep) -> dict[str, Any]:
         logs: dict[str, Any] = {}
         for component in self.components:
@@ -201,7 +213,7 @@ class Trainer:
         fake = self.generator(z)
         d_real, d_fake, logs = self._outputs(real, fake)
         loss_adv, parts = self.adversary_loss(real, fake, d_real, d_fake)
-        loss_gen = self.objective.generator_loss(d_fake)
+        loss_gen = self.objective.generator_loss(d_real, d_fake)
         if diagnostics:
             logs["grad_norm_fake"] = sample_gradient_norm(loss_gen, fake)
         self.d_optimizer.zero_grad(set_to_none=True)
