@@ -50,7 +50,7 @@ def test_grayscale(folder):
 
 def test_through_load_dataset(folder):
     assert load_dataset("folder", root=folder, image_size=4, num_samples=2).data.shape == (2, 3, 4, 4)
-    with pytest.raises(ValueError, match="data.image_size: required"):
+    with pytest.raises(ValueError, match="image_size: required"):
         load_dataset("folder", root=folder)
 
 

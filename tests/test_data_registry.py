@@ -11,28 +11,28 @@ from equilibria.data.transforms import resize_images
 
 
 def test_unknown_name():
-    with pytest.raises(ValueError, match="data.name: unknown dataset 'mnst'; allowed: digits, mnist, "):
+    with pytest.raises(ValueError, match="name: unknown dataset 'mnst'; allowed: digits, mnist, "):
         load_dataset("mnst")
     assert set(DATASETS) == {"digits", "mnist", "stacked_mnist", "ring", "grid", "cifar10", "folder"}
 
 
 def test_image_size_on_points():
-    with pytest.raises(ValueError, match="data.image_size: ring is a 2-D points dataset.*got 32"):
+    with pytest.raises(ValueError, match="image_size: ring is a 2-D points dataset.*got 32"):
         load_dataset("ring", image_size=32)
 
 
 def test_num_samples_too_large():
-    message = "data.num_samples: 5000 exceeds the 1797 samples available in digits"
+    message = "num_samples: 5000 exceeds the 1797 samples available in digits"
     with pytest.raises(ValueError, match=message):
         load_dataset("digits", num_samples=5000)
-    with pytest.raises(ValueError, match="data.num_samples: must be >= 1, got 0"):
+    with pytest.raises(ValueError, match="num_samples: must be >= 1, got 0"):
         load_dataset("grid", num_samples=0)
 
 
 def test_split_errors():
-    with pytest.raises(ValueError, match="data.split: unknown split 'val'; allowed: train, test, all"):
+    with pytest.raises(ValueError, match="split: unknown split 'val'; allowed: train, test, all"):
         load_dataset("mnist", split="val")
-    with pytest.raises(ValueError, match="data.split: digits has no test split"):
+    with pytest.raises(ValueError, match="split: digits has no test split"):
         load_dataset("digits", split="test")
 
 
@@ -84,3 +84,12 @@ def test_describe():
     assert "[0, 255]" in text and f"0: {np.bincount(load_digits().target)[0]}," in text
     ring = describe(load_dataset("ring", num_samples=1000))
     assert "modes:        8" in ring and "mode std:     0.02" in ring
+
+
+def test_the_config_layer_names_the_section_of_a_data_error():
+    from equilibria.training.build import dataset_of
+    from equilibria.training.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match=r"config section 'data' \(data.name=digits, data.split=train\): "
+                                          "num_samples: 5000 exceeds the 1797 samples"):
+        dataset_of(load_config(None, ["data.num_samples=5000"]))

@@ -171,3 +171,18 @@ def test_unbiased_advas_on_r3gan_uses_the_per_sample_r1_and_r2():
     trainer = r3gan_trainer(AdvAs(lam=1.0, estimator="unbiased", mode="exact"))
     logs = trainer.train_step()  # the estimator checks that the per-sample terms average to L_adv
     assert torch.isfinite(torch.as_tensor(logs["advas/r"])) and float(logs["advas/g_advas_norm"]) > 0
+
+
+def test_acgd_plays_the_relativistic_game_with_r1_and_r2():
+    """R3GAN's objective has a zero-sum value, so CGD/ACGD accept it: f = -(L_rel + R1 + R2)."""
+    from equilibria.training.build import build_trainer
+
+    config = load_config(None, ["data.name=ring", "data.num_samples=256", "generator.arch=mlp", "generator.width=8",
+                                "discriminator.width=8", "train.batch_size=16", "r3gan.enabled=true",
+                                "r3gan.gamma=0.5", "cgd.enabled=true", "cgd.lr=1e-3"])
+    assert (config.objective, config.train.update) == ("relativistic", "joint")
+    trainer = build_trainer(config)
+    logs = trainer.train_step()
+    parts = logs["adv/objective"] + logs["adv/r1"] + logs["adv/r2"]
+    torch.testing.assert_close(logs["loss_adv"], parts)
+    assert float(logs["adv/r1"]) > 0 and float(logs["adv/r2"]) > 0 and logs["cg/converged"] == 1.0

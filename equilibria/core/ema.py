@@ -13,7 +13,7 @@ class EMA:
 
     def __init__(self, model: nn.Module, decay: float):
         if not 0.0 < decay < 1.0:
-            raise ValueError(f"train.ema: got {decay}; allowed: 0 < decay < 1")
+            raise ValueError(f"decay: got {decay}; allowed: 0 < decay < 1")
         self.decay = decay
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
         self._params = list(self.model.parameters())

@@ -38,4 +38,4 @@ class Dataset:
 def check_split(split: str) -> None:
     """Raise a ValueError unless ``split`` is one of :data:`SPLITS`."""
     if split not in SPLITS:
-        raise ValueError(f"data.split: unknown split {split!r}; allowed: {', '.join(SPLITS)}")
+        raise ValueError(f"split: unknown split {split!r}; allowed: {', '.join(SPLITS)}")

@@ -23,12 +23,12 @@ def load_image_folder(root: str | Path, image_size: int, channels: int = 3) -> D
     if channels not in (1, 3):
         raise ValueError(f"channels: must be 1 or 3, got {channels!r}")
     if image_size < 1:
-        raise ValueError(f"data.image_size: must be >= 1 for the folder dataset, got {image_size}")
+        raise ValueError(f"image_size: must be >= 1 for the folder dataset, got {image_size}")
     if not root.is_dir():
-        raise FileNotFoundError(f"data.root: image folder {root} does not exist")
+        raise FileNotFoundError(f"root: image folder {root} does not exist")
     files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
     if not files:
-        raise ValueError(f"data.root: no image files ({', '.join(IMAGE_EXTENSIONS)}) under {root}")
+        raise ValueError(f"root: no image files ({', '.join(IMAGE_EXTENSIONS)}) under {root}")
     data = torch.empty(len(files), channels, image_size, image_size, dtype=torch.uint8)
     for i, path in enumerate(files):
         data[i] = _load_image(path, image_size, "L" if channels == 1 else "RGB")
@@ -41,7 +41,7 @@ def _load_image(path: Path, size: int, mode: str) -> torch.Tensor:
         with Image.open(path) as image:
             image = image.convert(mode)
     except (OSError, ValueError, Image.DecompressionBombError) as error:
-        raise ValueError(f"data.root: cannot read image {path}: {error}") from error
+        raise ValueError(f"root: cannot read image {path}: {error}") from error
     width, height = image.size
     scale = size / min(width, height)
     new_width, new_height = max(size, round(width * scale)), max(size, round(height * scale))

@@ -42,15 +42,15 @@ def load_dataset(name: str, *, root: str | Path | None = None, split: str = "tra
     accept only split "train" or "all", both meaning everything.
     """
     if name not in DATASETS:
-        raise ValueError(f"data.name: unknown dataset {name!r}; allowed: {', '.join(DATASETS)}")
+        raise ValueError(f"name: unknown dataset {name!r}; allowed: {', '.join(DATASETS)}")
     check_split(split)
     if split == "test" and name not in _WITH_SPLITS:
-        raise ValueError(f"data.split: {name} has no test split; allowed for {name}: train, all")
+        raise ValueError(f"split: {name} has no test split; allowed for {name}: train, all")
     if num_samples is not None and num_samples < 1:
-        raise ValueError(f"data.num_samples: must be >= 1, got {num_samples}")
+        raise ValueError(f"num_samples: must be >= 1, got {num_samples}")
     if name in _POINTS:
         if image_size is not None:
-            raise ValueError(f"data.image_size: {name} is a 2-D points dataset, so image_size "
+            raise ValueError(f"image_size: {name} is a 2-D points dataset, so image_size "
                              f"must be unset (null), got {image_size}")
         return _POINTS[name](num_samples or DEFAULT_NUM_POINTS, seed)
     root = data_root(root)
@@ -73,7 +73,7 @@ def _load_plain(name: str, root: Path, split: str, image_size: int | None) -> Da
     if name == "cifar10":
         return load_cifar10(root, split)
     if image_size is None:
-        raise ValueError("data.image_size: required for the folder dataset (images are "
+        raise ValueError("image_size: required for the folder dataset (images are "
                          "centre-cropped to image_size x image_size), got null")
     return load_image_folder(root, image_size)
 
@@ -83,7 +83,7 @@ def _first(dataset: Dataset, num_samples: int | None) -> Dataset:
     if num_samples is None:
         return dataset
     if num_samples > len(dataset):
-        raise ValueError(f"data.num_samples: {num_samples} exceeds the {len(dataset)} samples "
+        raise ValueError(f"num_samples: {num_samples} exceeds the {len(dataset)} samples "
                          f"available in {dataset.name}; allowed: 1..{len(dataset)} or null for all")
     labels = None if dataset.labels is None else dataset.labels[:num_samples].clone()
     return dataclasses.replace(dataset, data=dataset.data[:num_samples].clone(), labels=labels)

@@ -17,7 +17,7 @@ def stacked_mnist(mnist: Dataset, n: int, seed: int) -> Dataset:
                          f"{mnist.name!r} ({mnist.kind}, sample shape {mnist.sample_shape}, "
                          f"labels {'missing' if mnist.labels is None else 'present'})")
     if n < 1:
-        raise ValueError(f"data.num_samples: must be >= 1 for stacked_mnist, got {n}")
+        raise ValueError(f"num_samples: must be >= 1 for stacked_mnist, got {n}")
     generator = torch.Generator().manual_seed(seed)
     index = torch.randint(len(mnist), (n, 3), generator=generator)
     data = mnist.data[:, 0][index]

@@ -14,7 +14,7 @@ def resize_images(data: torch.Tensor, size: int) -> torch.Tensor:
         raise ValueError(f"resize_images: expected uint8 (N, C, H, W) images, got {data.dtype} "
                          f"{tuple(data.shape)}")
     if size < 1:
-        raise ValueError(f"data.image_size: must be >= 1, got {size}")
+        raise ValueError(f"image_size: must be >= 1, got {size}")
     if data.shape[-2:] == (size, size):
         return data
     out = torch.empty(*data.shape[:2], size, size, dtype=torch.uint8, device=data.device)

@@ -30,6 +30,8 @@ def dataset_of(config: Config) -> Dataset:
     except FileNotFoundError as error:
         raise ConfigError(f"config key 'data.root': got {d.root!r} (data.name={d.name}, data.split={d.split}): "
                           f"{error}") from None
+    except ValueError as error:
+        raise ConfigError(f"config section 'data' (data.name={d.name}, data.split={d.split}): {error}") from None
 
 
 def build_networks(config: Config, sample_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:

@@ -415,7 +415,7 @@ def _check_core(config: Config) -> None:
     if train.update == "joint" and not any(m.implies.get("train.update") == "joint"
                                            for m, _ in enabled_methods(config)):
         raise ConfigError(f"config key 'train.update': got 'joint' without a joint optimizer; allowed with a method "
-                          f"that brings one ({', '.join(joint)}), e.g. cgd.enabled=true")
+                          f"that brings one ({', '.join(joint)}), e.g. {joint[0]}.enabled=true")
     points = config.data.name in POINT_DATASETS
     for key, arch in (("generator.arch", config.generator.arch), ("discriminator.arch", config.discriminator.arch)):
         if arch is not None and (arch == "mlp") != points:
