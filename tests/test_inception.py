@@ -14,7 +14,8 @@ from equilibria.data.download import DownloadError
 from equilibria.metrics.features import (ClassifierExtractor, FeatureExtractor, InceptionFeatures, extract_features,
                                          weights_fingerprint)
 from equilibria.metrics.inception import FIDInceptionV3, preprocess, resize_bilinear
-from equilibria.metrics.weights import (FID_WEIGHTS_NAME, FID_WEIGHTS_URLS, download_fid_weights, fid_weights_path,
+from equilibria.metrics.weights import (FID_WEIGHTS_NAME, FID_WEIGHTS_SHA256, FID_WEIGHTS_URLS, download_fid_weights,
+                                        fid_weights_path,
                                         load_fid_inception)
 
 # ---------------------------------------------------------------------------------------------
@@ -221,15 +222,34 @@ def _named_by_hash(content: bytes) -> str:
     return f"fake-weights-{hashlib.sha256(content).hexdigest()[:8]}.pth"
 
 
-def test_download_checks_the_hash_in_the_name(served, tmp_path):
+def test_the_published_digest_matches_the_name():
+    assert FID_WEIGHTS_SHA256.startswith("6726825d") and "-6726825d." in FID_WEIGHTS_NAME
+
+
+def test_download_checks_the_whole_sha256(served, tmp_path):
     www, base = served
     content = b"fake FID weights " * 1000
     name = _named_by_hash(content)
     (www / name).write_bytes(content)
     dest = tmp_path / "cache" / name
-    got = download_fid_weights(dest, [f"{base}/missing/{name}", f"{base}/{name}"], timeout=10, progress=False)
+    got = download_fid_weights(dest, [f"{base}/missing/{name}", f"{base}/{name}"],
+                               sha256=hashlib.sha256(content).hexdigest(), timeout=10, progress=False)
     assert got == dest and dest.read_bytes() == content
     assert sorted(p.name for p in dest.parent.iterdir()) == [name]
+
+
+def test_download_refuses_a_file_whose_digest_only_starts_right(served, tmp_path):
+    """The old check compared the 8 hex digits of the name; the whole digest must match now."""
+    www, base = served
+    content = b"fake FID weights " * 1000
+    name = _named_by_hash(content)
+    (www / name).write_bytes(content)
+    digest = hashlib.sha256(content).hexdigest()
+    other = digest[:8] + ("0" if digest[8] != "0" else "1") + digest[9:]
+    with pytest.raises(DownloadError, match=f"expected sha256 {other}"):
+        download_fid_weights(tmp_path / "cache" / name, [f"{base}/{name}"], sha256=other, timeout=10,
+                             progress=False)
+    assert list((tmp_path / "cache").iterdir()) == []
 
 
 def test_download_refuses_a_corrupted_file_and_leaves_nothing(served, tmp_path):
@@ -239,13 +259,13 @@ def test_download_refuses_a_corrupted_file_and_leaves_nothing(served, tmp_path):
     corrupted = content[:-1] + b"!"
     (www / name).write_bytes(corrupted)
     dest = tmp_path / "cache" / name
-    expected = hashlib.sha256(content).hexdigest()[:8]
+    expected = hashlib.sha256(content).hexdigest()
     with pytest.raises(DownloadError, match=f"expected sha256 {expected}") as error:
-        download_fid_weights(dest, [f"{base}/{name}"], timeout=10, progress=False)
+        download_fid_weights(dest, [f"{base}/{name}"], sha256=expected, timeout=10, progress=False)
     assert hashlib.sha256(corrupted).hexdigest() in str(error.value)
     assert list(dest.parent.iterdir()) == []
-    with pytest.raises(ValueError, match="must carry the start of its sha256"):
-        download_fid_weights(tmp_path / "cache" / "weights.pth", [f"{base}/{name}"], progress=False)
+    with pytest.raises(ValueError, match="sha256: got '1234'; allowed: the 64 hex digits"):
+        download_fid_weights(tmp_path / "cache" / "weights.pth", [f"{base}/{name}"], sha256="1234", progress=False)
 
 
 def test_load_downloads_when_absent(served, tmp_path, weights_file):
@@ -253,7 +273,8 @@ def test_load_downloads_when_absent(served, tmp_path, weights_file):
     name = f"random-inception-{hashlib.sha256(weights_file.read_bytes()).hexdigest()[:8]}.pth"
     (www / name).symlink_to(weights_file)
     dest = tmp_path / "cache" / name
-    loaded = load_fid_inception(dest, download=True, urls=[f"{base}/{name}"], progress=False)
+    loaded = load_fid_inception(dest, download=True, urls=[f"{base}/{name}"],
+                                sha256=hashlib.sha256(weights_file.read_bytes()).hexdigest(), progress=False)
     assert dest.read_bytes() == weights_file.read_bytes()
     torch.testing.assert_close(loaded.fc.weight, torch.load(weights_file, weights_only=True)["fc.weight"])
 

@@ -30,8 +30,7 @@ def file_digest(path: Path, algorithm: str = "md5") -> str:
 
 def download_verified(urls: Sequence[str], dest: Path, expected: str, timeout: float = 60,
                       progress: bool = True, algorithm: str = "md5") -> Path:
-    """Fetch ``dest`` from the first of ``urls`` whose content's hex digest starts with ``expected``
-    (a whole md5, or the first hex digits of a sha256 as in torch.hub's file names).
+    """Fetch ``dest`` from the first of ``urls`` whose content's whole hex digest equals ``expected``.
 
     Each attempt streams into a temporary file next to ``dest`` that is moved into
     place only when the checksum matches, and deleted otherwise (also on errors and
@@ -45,16 +44,16 @@ def download_verified(urls: Sequence[str], dest: Path, expected: str, timeout: f
         except (OSError, http.client.HTTPException) as error:  # URLError, HTTPError, timeouts
             failures.append(f"{url}: {error}")
             continue
-        if got.startswith(expected):
+        if got == expected:
             return dest
         failures.append(f"{url}: got {algorithm} {got}")
     tried = "\n  ".join(failures) or "(no URLs given)"
     raise DownloadError(f"could not download {dest.name} to {dest.parent}: expected {algorithm} "
-                        f"{expected}{'...' if len(expected) < 32 else ''}; tried:\n  {tried}")
+                        f"{expected}; tried:\n  {tried}")
 
 
 def _fetch(url: str, dest: Path, expected: str, timeout: float, progress: bool, algorithm: str) -> str:
-    """Stream ``url`` to a temp file; move it onto ``dest`` if its digest starts with ``expected``."""
+    """Stream ``url`` to a temp file; move it onto ``dest`` if its digest equals ``expected``."""
     digest = hashlib.new(algorithm, usedforsecurity=False)
     tmp = tempfile.NamedTemporaryFile(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part",
                                       delete=False)
@@ -67,7 +66,7 @@ def _fetch(url: str, dest: Path, expected: str, timeout: float, progress: bool, 
                     tmp.write(chunk)
                     digest.update(chunk)
                     bar.update(len(chunk))
-        if digest.hexdigest().startswith(expected):
+        if digest.hexdigest() == expected:
             os.replace(tmp.name, dest)
         return digest.hexdigest()
     finally:

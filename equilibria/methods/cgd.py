@@ -4,7 +4,8 @@ moves both players at once from the Nash equilibrium of the local bilinear game 
 The optimizers themselves are ``equilibria.optim.CGD`` and ``ACGD`` (docs/CGD.md): use them in any
 loop as ``ACGD(min_params=G.parameters(), max_params=D.parameters()).step(f)``. This module is the
 ``cgd`` config section: it switches the trainer to joint updates, in which the generator minimises
-f = -L_adv and the adversary maximises it (the hinge untruncated), penalties included.
+f = -L_adv and the adversary maximises it (the hinge untruncated), penalties included. ICR's
+checkpoint analysis (Figure 4) is `equilibria.analysis.icr_checkpoint`.
 """
 
 from __future__ import annotations

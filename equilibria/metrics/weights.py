@@ -3,8 +3,8 @@
 The file is pytorch-fid's ``pt_inception-2015-12-05-6726825d.pth`` (the TF FID graph's weights as a
 state dict). Its path is, in order: the ``path`` argument, ``$EQUILIBRIA_FID_WEIGHTS``, else
 ``<cache>/pt_inception-2015-12-05-6726825d.pth`` with ``<cache>`` = ``$EQUILIBRIA_CACHE`` or
-``~/.cache/equilibria``. A download is accepted only when the sha256 hex digest of the file starts
-with the hash in its name (``6726825d``), as ``torch.hub``'s ``check_hash`` does.
+``~/.cache/equilibria``. A download is accepted only when the file's whole SHA-256 equals the
+published one (``FID_WEIGHTS_SHA256``; its first 8 hex digits are the ``6726825d`` of the name).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ FID_WEIGHTS_URLS = (
 )
 WEIGHTS_ENV = "EQUILIBRIA_FID_WEIGHTS"
 CACHE_ENV = "EQUILIBRIA_CACHE"
-_HASH_IN_NAME = re.compile(r"-([0-9a-f]{8,64})\.")
+FID_WEIGHTS_SHA256 = "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2"
 
 
 def cache_dir() -> Path:
@@ -43,22 +43,20 @@ def fid_weights_path(path: str | os.PathLike | None = None) -> Path:
 
 
 def download_fid_weights(dest: str | os.PathLike, urls: Sequence[str] = FID_WEIGHTS_URLS,
-                         timeout: float = 60, progress: bool = True) -> Path:
-    """Fetch ``dest`` from the first of ``urls`` whose sha256 starts with the hash in ``dest``'s name.
+                         sha256: str = FID_WEIGHTS_SHA256, timeout: float = 60, progress: bool = True) -> Path:
+    """Fetch ``dest`` from the first of ``urls`` whose whole SHA-256 equals ``sha256``.
 
     Each attempt streams into a temporary file next to ``dest``, moved into place only when the
     hash matches and deleted otherwise. Raises DownloadError listing every URL tried.
     """
-    dest = Path(dest)
-    match = _HASH_IN_NAME.search(dest.name)
-    if match is None:
-        raise ValueError(f"download: cannot check {dest.name!r}: the file name must carry the start of "
-                         f"its sha256 as '-<hex>.' (like {FID_WEIGHTS_NAME})")
-    return download_verified(urls, dest, match.group(1), timeout, progress, algorithm="sha256")
+    if not re.fullmatch(r"[0-9a-f]{64}", sha256):
+        raise ValueError(f"sha256: got {sha256!r}; allowed: the 64 hex digits of a SHA-256 digest")
+    return download_verified(urls, Path(dest), sha256, timeout, progress, algorithm="sha256")
 
 
 def load_fid_inception(path: str | os.PathLike | None = None, download: bool = False,
-                       urls: Sequence[str] = FID_WEIGHTS_URLS, progress: bool = True) -> FIDInceptionV3:
+                       urls: Sequence[str] = FID_WEIGHTS_URLS, sha256: str = FID_WEIGHTS_SHA256,
+                       progress: bool = True) -> FIDInceptionV3:
     """The FID Inception in eval mode, without gradients, with every weight of the file loaded.
 
     The file is found by :func:`fid_weights_path`; when it is absent, ``download=True`` fetches it
@@ -74,7 +72,7 @@ def load_fid_inception(path: str | os.PathLike | None = None, download: bool = F
                 f"path option or the environment variable {WEIGHTS_ENV}, put it in the cache directory "
                 f"(${CACHE_ENV} or ~/.cache/equilibria), or download it with download=True (needs "
                 f"internet) from {FID_WEIGHTS_URLS[0]}")
-        download_fid_weights(file, urls, progress=progress)
+        download_fid_weights(file, urls, sha256, progress=progress)
     state = torch.load(file, map_location="cpu", weights_only=True)
     if not isinstance(state, Mapping):
         raise ValueError(f"{file}: not a state dict (got {type(state).__name__}); expected the FID "
