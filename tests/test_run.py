@@ -1,7 +1,6 @@
 """Whole runs: the run directory, exact resume, checkpoints, determinism."""
 
 import json
-import pickle
 from pathlib import Path
 
 import pytest
@@ -114,11 +113,13 @@ class Payload:
         return (print, ("code ran while loading",))
 
 
-def test_checkpoints_load_without_running_code(tmp_path):
+def test_checkpoints_load_without_running_code(tmp_path, capsys):
     path = tmp_path / "evil.pt"
     torch.save({"trainer": Payload()}, path)
-    with pytest.raises(pickle.UnpicklingError):
+    with pytest.raises(checkpoint.CheckpointError, match="holds Python objects that only running their code could "
+                                                         "rebuild; refused"):
         checkpoint.load(path)
+    assert "code ran" not in capsys.readouterr().out
 
 
 def test_rng_state_round_trip():

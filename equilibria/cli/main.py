@@ -154,13 +154,34 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def _print_error(error: BaseException) -> None:
+    print(f"equilibria: error: {error}", file=sys.stderr)
+    for note in getattr(error, "__notes__", ()):
+        print(note if note.startswith("equilibria:") else f"equilibria: {note}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Exit codes: 0 done; 2 a bad config, option, file or checkpoint; 3 a non-finite quantity stopped
+    the run; 1 an I/O error; 130 and 143 stopped by SIGINT and SIGTERM (a checkpoint written)."""
+    from equilibria.core.finite import NonFiniteError
+    from equilibria.training.checkpoint import CheckpointError
+    from equilibria.training.run import RunStopped
+
     args = parser().parse_args(argv)
     try:
         args.func(args)
-    except (ConfigError, DownloadError, FileNotFoundError, FloatingPointError, ValueError) as error:
-        print(f"equilibria: error: {error}", file=sys.stderr)
+    except RunStopped as stopped:
+        print(f"equilibria: {stopped}", file=sys.stderr)
+        return stopped.exit_code
+    except NonFiniteError as error:
+        _print_error(error)
+        return 3
+    except (ConfigError, CheckpointError, DownloadError, FileNotFoundError, ValueError) as error:
+        _print_error(error)
         return 2
+    except OSError as error:
+        _print_error(error)
+        return 1
     except KeyboardInterrupt:
         print("equilibria: interrupted", file=sys.stderr)
         return 130

@@ -18,11 +18,13 @@ from torch import Tensor, nn
 
 from equilibria.core.components import Component, GeneratorStep
 from equilibria.core.ema import EMA
+from equilibria.core.finite import FiniteMonitor, NonFiniteError, player_of
 from equilibria.core.objectives import Objective, untruncated
 from equilibria.core.penalties import Penalty, clip_weights
 
 
 UPDATES = ("alternating", "simultaneous", "joint")
+NONFINITE = ("stop", "skip")
 
 
 class Batches(Protocol):
@@ -79,6 +81,8 @@ class Trainer:
         weight_clip: float = 0.0,
         components: Sequence[Component] = (),
         ema: float = 0.0,
+        nonfinite: str = "stop",
+        max_skips: int = 10,
     ):
         if update not in UPDATES:
             raise ValueError(f"update: got {update!r}; allowed: {', '.join(UPDATES)}")
@@ -93,6 +97,13 @@ class Trainer:
             raise ValueError(f"penalties: got {names}; allowed: each penalty once")
         if update == "joint" and objective.value is None:
             raise ValueError(f"objective {objective.name!r} has no zero-sum value game, which a joint update plays")
+        if nonfinite not in NONFINITE:
+            raise ValueError(f"nonfinite: got {nonfinite!r}; allowed: {', '.join(NONFINITE)}")
+        if nonfinite == "skip" and update == "joint":
+            raise ValueError("nonfinite='skip' needs an optimizer per player; a joint optimizer changes its own state "
+                             "inside its step, which a skip cannot undo")
+        if max_skips < 1:
+            raise ValueError(f"max_skips: got {max_skips}; allowed: an integer >= 1")
         self.generator = generator
         self.discriminator = discriminator
         self.objective = objective
@@ -107,6 +118,10 @@ class Trainer:
         self.weight_clip = weight_clip
         self.components = list(components)
         self.ema = EMA(generator, ema) if ema > 0 else None
+        self.nonfinite, self.max_skips = nonfinite, max_skips
+        self.monitor = FiniteMonitor()
+        self.skips = {"total": 0, "in_a_row": 0}
+        self._skipped: list[tuple[str, Tensor, Tensor]] = []
         self.step = 0
         self._g_params = list(generator.parameters())
         self._d_params = list(discriminator.parameters())
@@ -140,7 +155,9 @@ class Trainer:
 
     # -- one iteration -----------------------------------------------------------------------------
     def train_step(self, diagnostics: bool = False) -> dict[str, Any]:
-        """One iteration; ``diagnostics`` adds gradient norms and output means (cheap, not free)."""
+        """One iteration; ``diagnostics`` adds output statistics and the gradient norm at generated
+        samples (cheap, not free). Its scalars are recorded by ``monitor`` (see ``check_finite``)."""
+        self._skipped = []
         if self.update == "alternating":
             for _ in range(self.n_adv):
                 raw, real, logs = self._adversary_update(diagnostics)
@@ -153,7 +170,26 @@ class Trainer:
         if self.ema is not None:
             self.ema.update(self.generator)
         self.step += 1
-        return {key: value.detach() if isinstance(value, Tensor) else value for key, value in logs.items()}
+        logs = {key: value.detach() if isinstance(value, Tensor) else value for key, value in logs.items()}
+        self._count_skips(logs)
+        self.monitor.record(self.step, logs)
+        return logs
+
+    def check_finite(self, parameters: bool = False) -> None:
+        """Raise ``NonFiniteError`` if a quantity of an iteration since the last call was NaN or infinite;
+        with ``parameters``, also if a parameter of the players or of a method's networks is (checked
+        before every checkpoint: an optimizer step can overflow after its iteration's quantities)."""
+        self.monitor.check()
+        if not parameters:
+            return
+        groups = {"generator": self.generator, "adversary": self.discriminator}
+        groups.update({f"{c.name}/{name}": module for c in self.components for name, module in c.modules().items()})
+        for owner, module in groups.items():
+            params = [p.detach() for p in module.parameters()]
+            if params:
+                norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(params)))
+                if not torch.isfinite(norm):
+                    raise NonFiniteError(self.step, f"{owner} parameters", float(norm))
 
     def _outputs(self, real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor, dict[str, Any]]:
         d_real, d_fake = self.discriminator(real), self.discriminator(fake)
@@ -163,6 +199,32 @@ class Trainer:
                                                           d_fake.detach()))
         return d_real, d_fake, logs
 
+    def _skip(self, player: str, loss: Tensor, norm: Tensor, logs: dict[str, Any]) -> bool:
+        """With ``nonfinite='skip'``: whether the player's loss or gradient is non-finite (a device
+        synchronisation); then its gradient is dropped and its quantities left out of ``logs``."""
+        if self.nonfinite != "skip" or bool(torch.isfinite(loss) & torch.isfinite(norm)):
+            return False
+        self._skipped.append((player, loss.detach(), norm))
+        for key in [key for key in logs if player_of(key) == player]:
+            del logs[key]
+        logs[f"skipped/{player}"] = 1.0
+        return True
+
+    def _count_skips(self, logs: dict[str, Any]) -> None:
+        """Count the skipped updates (logged as ``skipped``, the run's total) and stop after too many."""
+        if self.nonfinite != "skip":
+            return
+        self.skips["total"] += len(self._skipped)
+        self.skips["in_a_row"] = self.skips["in_a_row"] + 1 if self._skipped else 0
+        logs["skipped"] = float(self.skips["total"])
+        if self.skips["in_a_row"] > self.max_skips:
+            player, loss, norm = self._skipped[-1]
+            quantity, value = ("loss", loss) if not torch.isfinite(loss) else ("gradient norm", norm)
+            raise NonFiniteError(self.step, f"{'loss_adv' if player == 'adversary' else 'loss_gen'}"
+                                 if quantity == "loss" else f"grad_norm_{'adv' if player == 'adversary' else 'gen'}",
+                                 float(value), note=f"{self.skips['in_a_row']} iterations in a row skipped, more "
+                                                    f"than max_skips={self.max_skips}")
+
     def _adversary_update(self, diagnostics: bool) -> tuple[Tensor, Tensor, dict[str, Any]]:
         raw, real = self.real_batch()
         with torch.no_grad():
@@ -171,12 +233,16 @@ class Trainer:
         loss, parts = self.adversary_loss(real, fake, d_real, d_fake)
         self.d_optimizer.zero_grad(set_to_none=True)
         loss.backward(inputs=self._d_params)
+        norm = grad_norm(self._d_params)
+        logs.update(loss_adv=loss, grad_norm_adv=norm, **{f"adv/{k}": v for k, v in parts.items()})
         if diagnostics:
-            logs.update(grad_norm_adv=grad_norm(self._d_params), **output_statistics(d_real, d_fake))
+            logs.update(output_statistics(d_real, d_fake))
+        if self._skip("adversary", loss, norm, logs):
+            self.d_optimizer.zero_grad(set_to_none=True)
+            return raw, real, logs
         self.d_optimizer.step()
         if self.weight_clip > 0:
             clip_weights(self.discriminator, self.weight_clip)
-        logs.update(loss_adv=loss, **{f"adv/{k}": v for k, v in parts.items()})
         return raw, real, logs
 
     def _generator_update(self, real: Tensor, diagnostics: bool) -> dict[str, Any]:
@@ -189,10 +255,12 @@ class Trainer:
         self.g_optimizer.zero_grad(set_to_none=True)
         loss.backward(inputs=self._g_params, retain_graph=bool(self.components))
         logs.update(self._adjust_generator_gradient(GeneratorStep(z, fake, real, loss)))
-        if diagnostics:
-            logs["grad_norm_gen"] = grad_norm(self._g_params)
+        norm = grad_norm(self._g_params)
+        logs.update(loss_gen=loss, grad_norm_gen=norm)
+        if self._skip("generator", loss, norm, logs):
+            self.g_optimizer.zero_grad(set_to_none=True)
+            return logs
         self.g_optimizer.step()
-        logs["loss_gen"] = loss
         return logs
 
     def _real_outputs(self, real: Tensor) -> Tensor | None:
@@ -221,21 +289,28 @@ class Trainer:
         loss_adv.backward(inputs=self._d_params, retain_graph=True)
         loss_gen.backward(inputs=self._g_params, retain_graph=bool(self.components))
         logs.update(self._adjust_generator_gradient(GeneratorStep(z, fake, real, loss_gen)))
+        norm_adv, norm_gen = grad_norm(self._d_params), grad_norm(self._g_params)
+        logs.update(loss_adv=loss_adv, loss_gen=loss_gen, grad_norm_adv=norm_adv, grad_norm_gen=norm_gen,
+                    **{f"adv/{k}": v for k, v in parts.items()})
         if diagnostics:
-            logs.update(grad_norm_adv=grad_norm(self._d_params), grad_norm_gen=grad_norm(self._g_params),
-                        **output_statistics(d_real, d_fake))
-        self.d_optimizer.step()
-        self.g_optimizer.step()
-        if self.weight_clip > 0:
-            clip_weights(self.discriminator, self.weight_clip)
-        logs.update(loss_adv=loss_adv, loss_gen=loss_gen, **{f"adv/{k}": v for k, v in parts.items()})
+            logs.update(output_statistics(d_real, d_fake))
+        if not self._skip("adversary", loss_adv, norm_adv, logs):
+            self.d_optimizer.step()
+            if self.weight_clip > 0:
+                clip_weights(self.discriminator, self.weight_clip)
+        if not self._skip("generator", loss_gen, norm_gen, logs):
+            self.g_optimizer.step()
         return logs
 
     def _joint_update(self, real: Tensor) -> dict[str, Any]:
         fake = self.generator(self.noise(real.shape[0]))
         d_real, d_fake, logs = self._outputs(real, fake)
         loss_adv, parts = self.adversary_loss(real, fake, d_real, d_fake, objective=untruncated(self.objective))
-        logs.update(self.joint_optimizer.step(-loss_adv))
+        try:
+            logs.update(self.joint_optimizer.step(-loss_adv))
+        except FloatingPointError as error:  # the optimizer refused a non-finite update (parameters unchanged)
+            raise NonFiniteError(self.step + 1, f"{type(self.joint_optimizer).__name__.lower()}/update", float("nan"),
+                                 note=str(error)) from None
         if self.weight_clip > 0:
             clip_weights(self.discriminator, self.weight_clip)
         logs.update(loss_adv=loss_adv, loss_gen=-loss_adv, **output_statistics(d_real, d_fake),
@@ -250,6 +325,7 @@ class Trainer:
             "discriminator": self.discriminator.state_dict(),
             "batches": self.batches.state_dict(),
             "components": {c.name: c.state_dict() for c in self.components},
+            "skips": dict(self.skips),
         }
         for name in ("g_optimizer", "d_optimizer", "joint_optimizer", "ema"):
             if getattr(self, name) is not None:
@@ -261,6 +337,7 @@ class Trainer:
         self.generator.load_state_dict(state["generator"])
         self.discriminator.load_state_dict(state["discriminator"])
         self.batches.load_state_dict(state["batches"])
+        self.skips = dict(state.get("skips", {"total": 0, "in_a_row": 0}))
         for component in self.components:
             component.load_state_dict(state["components"][component.name])
         for name in ("g_optimizer", "d_optimizer", "joint_optimizer", "ema"):

@@ -4,11 +4,12 @@ from .dataset import Dataset
 from .download import DownloadError
 from .info import describe
 from .mnist import download_mnist, read_idx
-from .registry import DATASETS, POINT_DATASETS, data_root, load_dataset
+from .registry import DATASETS, ON_DISK, POINT_DATASETS, data_root, load_dataset
 from .sampler import BatchSampler
 
 __all__ = [
     "DATASETS",
+    "ON_DISK",
     "POINT_DATASETS",
     "BatchSampler",
     "Dataset",

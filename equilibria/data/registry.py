@@ -19,6 +19,7 @@ DATASETS = ("digits", "mnist", "stacked_mnist", "ring", "grid", "cifar10", "fold
 DEFAULT_NUM_POINTS = 100_000
 _POINTS = {"ring": ring, "grid": grid}
 POINT_DATASETS = tuple(_POINTS)  # 2-D points, not images
+ON_DISK = ("mnist", "stacked_mnist", "cifar10", "folder")  # read from data.root
 _WITH_SPLITS = ("mnist", "stacked_mnist", "cifar10")
 
 

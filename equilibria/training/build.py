@@ -86,4 +86,6 @@ def build_trainer(config: Config, dataset: Dataset | None = None) -> Trainer:
         weight_clip=config.penalties.weight_clip,
         components=components,
         ema=config.train.ema,
+        nonfinite=config.train.nonfinite,
+        max_skips=config.train.max_skips,
     )

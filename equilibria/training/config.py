@@ -25,7 +25,7 @@ from pydantic.fields import FieldInfo
 from equilibria.core.objectives import OBJECTIVES, Objective
 from equilibria.core.optimizers import OptimizerConfig
 from equilibria.core.sections import Bool, ConfigError, Float, Int, Section, Str, option, section
-from equilibria.core.trainer import UPDATES
+from equilibria.core.trainer import NONFINITE, UPDATES
 from equilibria.data import DATASETS, POINT_DATASETS
 from equilibria.methods import METHODS, Method
 from equilibria.models import ARCHITECTURES, INIT_SCHEMES
@@ -98,6 +98,11 @@ class TrainConfig(Section):
                                       "generator's), simultaneous, or joint (set by a method with a joint "
                                       "optimizer)")
     ema: Float = option(0.0, "decay of the generator's weight average; 0: off", ge=0.0, lt=1.0)
+    nonfinite: _one_of(NONFINITE) = option("stop", "on a NaN or infinite loss, gradient or method quantity: stop "
+                                           "(the last good checkpoint kept, exit code 3), or skip that player's "
+                                           "update (reads a flag every step; not with joint updates)")
+    max_skips: Int = option(10, "nonfinite=skip: iterations in a row with a skipped update before the run stops",
+                            ge=1)
 
 
 class EvalConfig(Section):
@@ -416,6 +421,9 @@ def _check_core(config: Config) -> None:
                                            for m, _ in enabled_methods(config)):
         raise ConfigError(f"config key 'train.update': got 'joint' without a joint optimizer; allowed with a method "
                           f"that brings one ({', '.join(joint)}), e.g. {joint[0]}.enabled=true")
+    if train.nonfinite == "skip" and train.update == "joint":
+        raise ConfigError("config key 'train.nonfinite': got 'skip' with train.update=joint; allowed: stop (a joint "
+                          "optimizer changes its own state inside its step, which a skip cannot undo)")
     points = config.data.name in POINT_DATASETS
     for key, arch in (("generator.arch", config.generator.arch), ("discriminator.arch", config.discriminator.arch)):
         if arch is not None and (arch == "mlp") != points:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from equilibria.files import write_atomically
 from equilibria.images import make_grid, save_png, scatter_png
 
 
@@ -29,8 +31,7 @@ class RunLog:
 
     def __init__(self, run_dir: Path, tensorboard: bool, resume_step: int | None = None):
         self.path = run_dir / "metrics.jsonl"
-        if resume_step is not None:
-            self._truncate_after(resume_step)
+        self._truncate_after(resume_step or 0)  # a new run drops what a killed first attempt wrote
         self.writer = None
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter  # imported only when used: it is slow
@@ -38,16 +39,33 @@ class RunLog:
             self.writer = SummaryWriter(log_dir=str(run_dir / "tensorboard"), purge_step=resume_step)
 
     def _truncate_after(self, step: int) -> None:
-        """Drop the records a crashed run wrote after its last checkpoint."""
-        if self.path.exists():
-            kept = [line for line in self.path.read_text().splitlines() if json.loads(line)["step"] <= step]
-            self.path.write_text("".join(line + "\n" for line in kept))
+        """Drop the records a crashed run wrote after its last checkpoint, and a torn last line (a write
+        cut short by a kill or a full disk) with a warning naming the file."""
+        if not self.path.exists():
+            return
+        lines = self.path.read_text().splitlines()
+        kept = []
+        for number, line in enumerate(lines, 1):
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                if number < len(lines):
+                    raise ValueError(f"{self.path}, line {number}: not a JSON record ({line[:60]!r}); only a torn "
+                                     "last line is dropped on resume") from None
+                warnings.warn(f"{self.path}: dropped its torn last line ({line[:60]!r})", stacklevel=3)
+                continue
+            if record["step"] <= step:
+                kept.append(line)
+        write_atomically(self.path, lambda handle: handle.write("".join(line + "\n" for line in kept).encode()))
 
     def metrics(self, step: int, seconds: float, values: dict[str, float]) -> None:
         record = {"step": step, "seconds": round(seconds, 3),
                   **{k: (v if math.isfinite(v) else str(v)) for k, v in values.items()}}
-        with self.path.open("a") as handle:
-            handle.write(json.dumps(record) + "\n")
+        try:
+            with self.path.open("a") as handle:
+                handle.write(json.dumps(record) + "\n")
+        except OSError as error:
+            raise OSError(error.errno, f"could not write {self.path}: {error.strerror}") from error
         if self.writer is not None:
             for key, value in values.items():
                 self.writer.add_scalar(key, value, step)
@@ -64,6 +82,11 @@ class RunLog:
         if self.writer is not None:
             self.writer.add_image(tag, torch.from_numpy(grid if grid.ndim == 3 else grid[..., None]), step,
                                   dataformats="HWC")
+
+    def flush(self) -> None:
+        """Make the TensorBoard events written so far durable (at every checkpoint)."""
+        if self.writer is not None:
+            self.writer.flush()
 
     def close(self) -> None:
         if self.writer is not None:

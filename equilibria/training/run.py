@@ -6,18 +6,26 @@ A run directory holds ``config.yaml`` (the resolved config), ``metrics.jsonl``, 
 
 from __future__ import annotations
 
+import contextlib
 import random
+import signal
+import sys
+import threading
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import yaml
 from tqdm import tqdm
 
+from equilibria.core.finite import NonFiniteError
 from equilibria.core.trainer import Trainer
-from equilibria.data import Dataset
+from equilibria.data import ON_DISK, Dataset, data_root
+from equilibria.files import remove_orphans, write_atomically
 from equilibria.training import checkpoint
 from equilibria.training.build import build_trainer, dataset_of
 from equilibria.training.config import Config, ConfigError, parse_config, read_yaml, set_key, to_dict
@@ -72,21 +80,73 @@ def load_run_config(run_dir: Path, overrides=()) -> Config:
 
 
 def restore_run(run_dir: str | Path) -> tuple[Trainer, Dataset, Path]:
-    """A trainer built from a run's config with its newest checkpoint loaded, the dataset, and that
-    checkpoint's path (for analyses that continue or probe a finished run)."""
+    """A trainer built from a run's config with its newest readable checkpoint loaded, the dataset, and
+    that checkpoint's path (for analyses that continue or probe a finished run)."""
     run_dir = Path(run_dir)
     config = load_run_config(run_dir)
     if config.threads is not None:
         torch.set_num_threads(config.threads)
-    path = checkpoint.latest(run_dir)
     dataset = dataset_of(config)
     trainer = build_trainer(config, dataset)
-    trainer.load_state_dict(checkpoint.load(path).trainer)
+    state, path, skipped = checkpoint.load_latest(run_dir / "checkpoints")
+    warn_skipped(skipped)
+    checkpoint.restore(trainer, state, path)
     return trainer, dataset, path
 
 
+class RunStopped(Exception):
+    """The run stopped before ``train.steps`` on a signal (SIGTERM, SIGINT), its state checkpointed."""
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+_SIGNALS = {signal.SIGTERM: ("SIGTERM", 143), signal.SIGINT: ("SIGINT", 130)}
+
+
+@contextlib.contextmanager
+def stop_requests() -> Iterator[list[int]]:
+    """SIGTERM and SIGINT ask the loop to stop after the current iteration (the list holds them); a
+    second SIGINT interrupts at once. Outside the main thread, signals are left alone."""
+    requested: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield requested
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        requested.append(signum)
+
+    previous = {signum: signal.signal(signum, handler) for signum in _SIGNALS}
+    try:
+        yield requested
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+
+def warn_skipped(skipped: list[str]) -> None:
+    """Say which newer checkpoints were unreadable."""
+    for reason in skipped:
+        print(f"equilibria: skipped {reason}; using an older checkpoint", file=sys.stderr, flush=True)
+
+
+def with_resolved_paths(config: Config) -> Config:
+    """The config with ``data.root`` resolved to an absolute path for datasets read from disk (so that
+    config.yaml records the data a resume in another shell must read)."""
+    if config.data.name not in ON_DISK:
+        return config
+    root = str(data_root(config.data.root).resolve())
+    return config.model_copy(update={"data": config.data.model_copy(update={"root": root})})
+
+
 def train(config: Config, run_dir: str | Path | None = None, *, resume: bool = False) -> Path:
-    """Train as ``config`` says, writing to ``run_dir``; with ``resume`` continue its last checkpoint."""
+    """Train as ``config`` says, writing to ``run_dir``; with ``resume`` continue its newest readable
+    checkpoint. A non-finite quantity stops the run (``NonFiniteError``) with its last good checkpoint
+    kept; SIGTERM and SIGINT stop it after the current iteration with a checkpoint (``RunStopped``);
+    an exception between iterations writes a checkpoint before it propagates."""
     run_dir = Path(run_dir or config.run_dir or default_run_dir(config))
     ckpt_dir = run_dir / "checkpoints"
     if not resume and checkpoint.checkpoints(ckpt_dir):
@@ -95,19 +155,26 @@ def train(config: Config, run_dir: str | Path | None = None, *, resume: bool = F
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     seed_everything(config.seed)
+    config = with_resolved_paths(config)
     dataset = dataset_of(config)
     trainer = build_trainer(config, dataset)
-    elapsed, resume_step = 0.0, None
+    elapsed, resume_step, last_saved = 0.0, None, None
     if resume:
-        found = checkpoint.checkpoints(ckpt_dir)
-        if not found:
+        if not checkpoint.checkpoints(ckpt_dir):
             raise FileNotFoundError(f"run directory {str(run_dir)!r} has no checkpoint to resume from")
-        state = checkpoint.load(found[-1], map_location=trainer.device)
-        trainer.load_state_dict(state.trainer)
+        state, last_saved, skipped = checkpoint.load_latest(ckpt_dir, map_location=trainer.device)
+        warn_skipped(skipped)
+        if config.train.steps < state.step:
+            raise ConfigError(f"config key 'train.steps': got {config.train.steps}, but the run in {str(run_dir)!r} "
+                              f"has done {state.step} steps; allowed: >= {state.step}")
+        checkpoint.restore(trainer, state, last_saved)
         checkpoint.set_rng_state(state.rng)
         elapsed, resume_step = state.seconds, trainer.step
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+    for directory in (run_dir, ckpt_dir, run_dir / "samples"):
+        for orphan in remove_orphans(directory):
+            print(f"equilibria: removed {orphan}, left by a write that was cut short", file=sys.stderr)
+    write_atomically(run_dir / "config.yaml",
+                     lambda handle: handle.write(yaml.safe_dump(to_dict(config), sort_keys=False).encode()))
     log = RunLog(run_dir, config.log.tensorboard, resume_step)
     z_fixed = fixed_noise(trainer, config.log.num_samples * (16 if dataset.kind == "points" else 1), config.seed)
     real_points = dataset.data[:len(z_fixed)] if dataset.kind == "points" else None
@@ -121,9 +188,12 @@ def train(config: Config, run_dir: str | Path | None = None, *, resume: bool = F
                 log.samples(run_dir / "samples" / f"{name}-step-{trainer.step:08d}.png", trainer.step, images,
                             None, value_range, tag=name)
 
-    def save_checkpoint() -> None:
-        checkpoint.save(ckpt_dir, trainer, seconds=elapsed, sample_shape=dataset.sample_shape,
-                        keep=config.log.keep_checkpoints)
+    def save_checkpoint() -> Path:
+        trainer.check_finite(parameters=True)  # never a checkpoint of a non-finite state
+        path = checkpoint.save(ckpt_dir, trainer, seconds=elapsed, sample_shape=dataset.sample_shape,
+                               keep=config.log.keep_checkpoints)
+        log.flush()
+        return path
 
     evaluate_generator = None
     if config.eval.every:
@@ -140,26 +210,60 @@ def train(config: Config, run_dir: str | Path | None = None, *, resume: bool = F
     bar = tqdm(total=steps, initial=trainer.step, disable=not config.log.progress, desc="train",
                unit="it", dynamic_ncols=True)
     started = time.perf_counter() - elapsed
+    in_iteration = False
     try:
-        while trainer.step < steps:
-            logging_step = (trainer.step + 1) % config.log.every == 0 or trainer.step + 1 == steps
-            logs = trainer.train_step(diagnostics=logging_step)
-            elapsed = time.perf_counter() - started
-            bar.update(1)
-            if logging_step:
-                values = scalars(logs)
-                log.metrics(trainer.step, elapsed, values)
-                bar.set_postfix({k: f"{values[k]:.3g}" for k in ("loss_adv", "loss_gen") if k in values})
-            if trainer.step % config.log.sample_every == 0 or trainer.step == steps:
-                save_samples()
-            if evaluate_generator is not None and (trainer.step % config.eval.every == 0 or trainer.step == steps):
-                eval_started = time.perf_counter()
-                scores = evaluate_generator(trainer.ema.model if trainer.ema is not None else trainer.generator)
-                started += time.perf_counter() - eval_started  # the logged time is training time only
-                log.metrics(trainer.step, elapsed, {f"eval/{name}": value for name, value in scores.items()})
-            if trainer.step % config.log.checkpoint_every == 0 or trainer.step == steps:
-                save_checkpoint()
+        with stop_requests() as stop:
+            while trainer.step < steps:
+                logging_step = (trainer.step + 1) % config.log.every == 0 or trainer.step + 1 == steps
+                in_iteration = True
+                logs = trainer.train_step(diagnostics=logging_step)
+                in_iteration = False
+                elapsed = time.perf_counter() - started
+                bar.update(1)
+                if logging_step:
+                    trainer.check_finite()
+                    values = scalars(logs)
+                    log.metrics(trainer.step, elapsed, values)
+                    bar.set_postfix({k: f"{values[k]:.3g}" for k in ("loss_adv", "loss_gen") if k in values})
+                if trainer.step % config.log.sample_every == 0 or trainer.step == steps:
+                    save_samples()
+                if evaluate_generator is not None and (trainer.step % config.eval.every == 0 or trainer.step == steps):
+                    eval_started = time.perf_counter()
+                    scores = evaluate_generator(trainer.ema.model if trainer.ema is not None else trainer.generator)
+                    started += time.perf_counter() - eval_started  # the logged time is training time only
+                    log.metrics(trainer.step, elapsed, {f"eval/{name}": value for name, value in scores.items()})
+                if trainer.step % config.log.checkpoint_every == 0 or trainer.step == steps:
+                    last_saved = save_checkpoint()
+                if stop:
+                    name, code = _SIGNALS[stop[0]]
+                    if last_saved is None or checkpoint.step_of(last_saved) != trainer.step:
+                        last_saved = save_checkpoint()
+                    raise RunStopped(f"stopped by {name} after step {trainer.step} of {steps}; checkpoint "
+                                     f"{last_saved} written; continue with: equilibria resume {run_dir}", code)
+    except NonFiniteError as error:
+        error.add_note(_last_checkpoint(last_saved))
+        raise
+    except RunStopped:
+        raise
+    except BaseException as error:
+        if in_iteration:
+            error.add_note(f"equilibria: the error came in the middle of iteration {trainer.step + 1}, whose partial "
+                           f"update cannot be checkpointed; {_last_checkpoint(last_saved)}")
+        elif last_saved is None or checkpoint.step_of(last_saved) != trainer.step:
+            try:
+                last_saved = save_checkpoint()
+                error.add_note(f"equilibria: checkpoint {last_saved} of step {trainer.step} written before exiting")
+            except Exception as failure:  # noqa: BLE001 - the original error is the one to report
+                error.add_note(f"equilibria: no checkpoint written on the way out ({failure}); "
+                               f"{_last_checkpoint(last_saved)}")
+        raise
     finally:
         bar.close()
         log.close()
     return run_dir
+
+
+def _last_checkpoint(path: Path | None) -> str:
+    if path is None:
+        return "no checkpoint was written"
+    return f"the last good checkpoint is {path} (step {checkpoint.step_of(path)})"

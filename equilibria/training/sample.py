@@ -10,15 +10,22 @@ from equilibria.files import save_atomically
 from equilibria.images import make_grid, save_png, scatter_png
 from equilibria.training import checkpoint
 from equilibria.training.build import build_networks
-from equilibria.training.run import load_run_config
+from equilibria.training.run import load_run_config, warn_skipped
 
 
 def load_generator(run_dir: Path, checkpoint_path: str | Path | None = None, use_ema: bool = True
                    ) -> tuple[torch.nn.Module, int]:
     """The run's generator (its EMA if kept and ``use_ema``) in eval mode, and the checkpoint's step."""
     config = load_run_config(run_dir)
-    state = checkpoint.load(checkpoint.latest(run_dir) if checkpoint_path is None else checkpoint_path)
+    if checkpoint_path is None:
+        state, path, skipped = checkpoint.load_latest(run_dir / "checkpoints")
+        warn_skipped(skipped)
+    else:
+        path, state = checkpoint_path, checkpoint.load(checkpoint_path)
     generator, _ = build_networks(config, state.sample_shape)
+    found = checkpoint.difference(state.generator_weights(use_ema), generator.state_dict(), "generator")
+    if found:
+        raise checkpoint.CheckpointError(f"checkpoint {str(path)!r} does not fit this run: {found}")
     generator.load_state_dict(state.generator_weights(use_ema))
     return generator.eval(), state.step
 
