@@ -188,11 +188,16 @@ def train(config: Config, run_dir: str | Path | None = None, *, resume: bool = F
                 log.samples(run_dir / "samples" / f"{name}-step-{trainer.step:08d}.png", trainer.step, images,
                             None, value_range, tag=name)
 
+    saving = False
+
     def save_checkpoint() -> Path:
+        nonlocal saving
+        saving = True
         trainer.check_finite(parameters=True)  # never a checkpoint of a non-finite state
         path = checkpoint.save(ckpt_dir, trainer, seconds=elapsed, sample_shape=dataset.sample_shape,
                                keep=config.log.keep_checkpoints)
         log.flush()
+        saving = False
         return path
 
     evaluate_generator = None
@@ -249,7 +254,7 @@ def train(config: Config, run_dir: str | Path | None = None, *, resume: bool = F
         if in_iteration:
             error.add_note(f"equilibria: the error came in the middle of iteration {trainer.step + 1}, whose partial "
                            f"update cannot be checkpointed; {_last_checkpoint(last_saved)}")
-        elif last_saved is None or checkpoint.step_of(last_saved) != trainer.step:
+        elif not saving and (last_saved is None or checkpoint.step_of(last_saved) != trainer.step):
             try:
                 last_saved = save_checkpoint()
                 error.add_note(f"equilibria: checkpoint {last_saved} of step {trainer.step} written before exiting")
