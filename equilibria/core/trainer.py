@@ -121,7 +121,7 @@ class Trainer:
         self.nonfinite, self.max_skips = nonfinite, max_skips
         self.monitor = FiniteMonitor()
         self.skips = {"total": 0, "in_a_row": 0}
-        self._skipped: list[tuple[str, Tensor, Tensor]] = []
+        self._skipped: list[tuple[str, float]] = []  # (quantity, value) of this iteration's skipped updates
         self.step = 0
         self._g_params = list(generator.parameters())
         self._d_params = list(discriminator.parameters())
@@ -204,7 +204,10 @@ class Trainer:
         synchronisation); then its gradient is dropped and its quantities left out of ``logs``."""
         if self.nonfinite != "skip" or bool(torch.isfinite(loss) & torch.isfinite(norm)):
             return False
-        self._skipped.append((player, loss.detach(), norm))
+        suffix = "adv" if player == "adversary" else "gen"
+        loss = loss.detach()
+        self._skipped.append((f"loss_{suffix}", float(loss)) if not torch.isfinite(loss)
+                             else (f"grad_norm_{suffix}", float(norm)))
         for key in [key for key in logs if player_of(key) == player]:
             del logs[key]
         logs[f"skipped/{player}"] = 1.0
@@ -218,12 +221,9 @@ class Trainer:
         self.skips["in_a_row"] = self.skips["in_a_row"] + 1 if self._skipped else 0
         logs["skipped"] = float(self.skips["total"])
         if self.skips["in_a_row"] > self.max_skips:
-            player, loss, norm = self._skipped[-1]
-            quantity, value = ("loss", loss) if not torch.isfinite(loss) else ("gradient norm", norm)
-            raise NonFiniteError(self.step, f"{'loss_adv' if player == 'adversary' else 'loss_gen'}"
-                                 if quantity == "loss" else f"grad_norm_{'adv' if player == 'adversary' else 'gen'}",
-                                 float(value), note=f"{self.skips['in_a_row']} iterations in a row skipped, more "
-                                                    f"than max_skips={self.max_skips}")
+            quantity, value = self._skipped[-1]
+            raise NonFiniteError(self.step, quantity, value, note=f"{self.skips['in_a_row']} iterations in a row "
+                                                                   f"skipped, more than max_skips={self.max_skips}")
 
     def _adversary_update(self, diagnostics: bool) -> tuple[Tensor, Tensor, dict[str, Any]]:
         raw, real = self.real_batch()
