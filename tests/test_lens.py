@@ -8,6 +8,7 @@ from torch import nn
 
 from equilibria.methods.lens import Lens, LensComponent, lens_lambda, lens_loss
 from equilibria.core.objectives import get_objective
+from equilibria.core.parallel import SINGLE
 from equilibria.core.trainer import Trainer
 
 
@@ -135,7 +136,7 @@ def test_switch_off_once_identity_and_lambda_zero():
                               switch_off=True, switch_off_tol=1e-3)
 
     class T:
-        step = 5
+        step, parallel = 5, SINGLE
         discriminator = staticmethod(lambda x: x.flatten(1).sum(1))
 
     logs = component.after_iteration(T(), torch.rand(2, 1, 4, 4))
@@ -154,7 +155,7 @@ def test_reconstruction_per_pixel_logged_for_both_conventions(reconstruction):
                               reconstruction=reconstruction)
 
     class T:
-        step = 0
+        step, parallel = 0, SINGLE
         discriminator = staticmethod(lambda x: x.flatten(1).sum(1))
 
     logs = component.after_iteration(T(), torch.zeros(2, 1, 4, 4))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -31,7 +32,7 @@ def _train(args: argparse.Namespace) -> None:
 
     config = load_config(args.config, args.set)
     run_dir = train(config, args.run_dir)
-    print(f"run written to {run_dir}")
+    _say(f"run written to {run_dir}")
 
 
 def _resume(args: argparse.Namespace) -> None:
@@ -39,7 +40,13 @@ def _resume(args: argparse.Namespace) -> None:
 
     run_dir = Path(args.run_dir)
     train(load_run_config(run_dir, args.set), run_dir, resume=True)
-    print(f"run written to {run_dir}")
+    _say(f"run written to {run_dir}")
+
+
+def _say(message: str) -> None:
+    """Print on the first of the data-parallel processes only (torchrun sets RANK)."""
+    if os.environ.get("RANK", "0") == "0":
+        print(message)
 
 
 def _sample(args: argparse.Namespace) -> None:
@@ -170,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         args.func(args)
+        if "torch.distributed" in sys.modules and sys.modules["torch.distributed"].is_initialized():
+            sys.modules["torch.distributed"].destroy_process_group()
     except RunStopped as stopped:
         print(f"equilibria: {stopped}", file=sys.stderr)
         return stopped.exit_code

@@ -24,6 +24,7 @@ from torch import nn
 
 from equilibria.core.components import Component
 from equilibria.core.objectives import Objective
+from equilibria.core.parallel import SINGLE, DataParallel
 from equilibria.core.penalties import Penalty
 from equilibria.core.sections import MethodConfig
 
@@ -38,8 +39,8 @@ class JointOptimizer(Protocol):
 
 @dataclass(frozen=True)
 class BuildContext:
-    """What a method's builder may use: the networks (on their device), the run's objective and the
-    shapes the run trains on."""
+    """What a method's builder may use: the networks (on their device), the run's objective, the
+    shapes the run trains on (``batch_size``: the global batch) and the data-parallel processes."""
 
     generator: nn.Module
     discriminator: nn.Module
@@ -48,6 +49,7 @@ class BuildContext:
     batch_size: int
     device: torch.device
     num_images: int  # images in a sample grid (log.num_samples)
+    parallel: DataParallel = SINGLE  # this process among the data-parallel ones
 
 
 @dataclass

@@ -16,6 +16,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+from equilibria.core.parallel import SINGLE, DataParallel
+
 # D's score of one sample (no batch dimension) at parameters ``params``: (params, x) -> scalar.
 Score = Callable[[dict[str, Tensor], Tensor], Tensor]
 
@@ -28,13 +30,15 @@ def _input_gradient(discriminator: nn.Module, x: Tensor) -> Tensor:
     return grad.flatten(1)
 
 
-def gradient_penalty(discriminator: nn.Module, real: Tensor, fake: Tensor, center: float = 1.0) -> Tensor:
+def gradient_penalty(discriminator: nn.Module, real: Tensor, fake: Tensor, center: float = 1.0,
+                     parallel: DataParallel = SINGLE) -> Tensor:
     """E (||grad D(x_hat)||_2 - center)^2 on x_hat = e x + (1 - e) G(z), e ~ U[0, 1] per sample.
 
     The WGAN-GP term (Gulrajani et al. 2017, Eq. 3) without its weight; ``fake`` keeps its graph
-    so the penalty depends on the generator's parameters too.
+    so the penalty depends on the generator's parameters too. Under data parallelism the weights e
+    are drawn for the global batch (``parallel``), this process's share kept.
     """
-    e = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), device=real.device, dtype=real.dtype)
+    e = parallel.draw(torch.rand, real.shape[0], *(1,) * (real.dim() - 1), device=real.device, dtype=real.dtype)
     x_hat = torch.lerp(fake, real.detach(), e)
     if not x_hat.requires_grad:
         x_hat.requires_grad_(True)
@@ -91,13 +95,15 @@ class Penalty:
             raise ValueError(f"{self.name} weight: got {weight!r}; allowed: a number >= 0")
         self.weight = weight
 
-    def __call__(self, discriminator: nn.Module, real: Tensor, fake: Tensor) -> Tensor:
-        return self.weight * self.batch(discriminator, real, fake)
+    def __call__(self, discriminator: nn.Module, real: Tensor, fake: Tensor, parallel: DataParallel = SINGLE
+                 ) -> Tensor:
+        return self.weight * self.batch(discriminator, real, fake, parallel)
 
     def per_sample(self, score: Score, params: dict[str, Tensor], fake: Tensor, real: Tensor, u: Tensor) -> Tensor:
         return self.weight * self.sample(score, params, fake, real, u)
 
-    def batch(self, discriminator: nn.Module, real: Tensor, fake: Tensor) -> Tensor:
+    def batch(self, discriminator: nn.Module, real: Tensor, fake: Tensor, parallel: DataParallel = SINGLE) -> Tensor:
+        """The unweighted batch term; ``parallel`` makes its random draws those of the global batch."""
         raise NotImplementedError
 
     def sample(self, score: Score, params: dict[str, Tensor], fake: Tensor, real: Tensor, u: Tensor) -> Tensor:
@@ -117,8 +123,8 @@ class GradientPenalty(Penalty):
         super().__init__(weight)
         self.center = center
 
-    def batch(self, discriminator, real, fake):
-        return gradient_penalty(discriminator, real, fake, self.center)
+    def batch(self, discriminator, real, fake, parallel=SINGLE):
+        return gradient_penalty(discriminator, real, fake, self.center, parallel)
 
     def sample(self, score, params, fake, real, u):
         return (torch.linalg.vector_norm(_slope(score, params, torch.lerp(fake, real, u))) - self.center) ** 2
@@ -129,7 +135,7 @@ class R1(Penalty):
 
     name = "r1"
 
-    def batch(self, discriminator, real, fake):
+    def batch(self, discriminator, real, fake, parallel=SINGLE):
         return r1_penalty(discriminator, real)
 
     def sample(self, score, params, fake, real, u):
@@ -141,7 +147,7 @@ class R2(Penalty):
 
     name = "r2"
 
-    def batch(self, discriminator, real, fake):
+    def batch(self, discriminator, real, fake, parallel=SINGLE):
         return r2_penalty(discriminator, fake)
 
     def sample(self, score, params, fake, real, u):
@@ -153,7 +159,7 @@ class L2(Penalty):
 
     name = "l2"
 
-    def batch(self, discriminator, real, fake):
+    def batch(self, discriminator, real, fake, parallel=SINGLE):
         return l2_penalty(discriminator)
 
     def sample(self, score, params, fake, real, u):

@@ -20,6 +20,7 @@ from equilibria.core.components import Component, GeneratorStep
 from equilibria.core.ema import EMA
 from equilibria.core.finite import FiniteMonitor, NonFiniteError, player_of
 from equilibria.core.objectives import Objective, untruncated
+from equilibria.core.parallel import SINGLE, DataParallel
 from equilibria.core.penalties import Penalty, clip_weights
 
 
@@ -83,6 +84,7 @@ class Trainer:
         ema: float = 0.0,
         nonfinite: str = "stop",
         max_skips: int = 10,
+        parallel: DataParallel = SINGLE,
     ):
         if update not in UPDATES:
             raise ValueError(f"update: got {update!r}; allowed: {', '.join(UPDATES)}")
@@ -104,6 +106,9 @@ class Trainer:
                              "inside its step, which a skip cannot undo")
         if max_skips < 1:
             raise ValueError(f"max_skips: got {max_skips}; allowed: an integer >= 1")
+        if update == "joint" and parallel.world > 1:
+            raise ValueError("update='joint' on several processes: the joint optimizer's gradients and "
+                             "Hessian-vector products are not averaged yet; allowed: one process")
         self.generator = generator
         self.discriminator = discriminator
         self.objective = objective
@@ -119,6 +124,7 @@ class Trainer:
         self.components = list(components)
         self.ema = EMA(generator, ema) if ema > 0 else None
         self.nonfinite, self.max_skips = nonfinite, max_skips
+        self.parallel = parallel
         self.monitor = FiniteMonitor()
         self.skips = {"total": 0, "in_a_row": 0}
         self._skipped: list[tuple[str, float]] = []  # (quantity, value) of this iteration's skipped updates
@@ -129,7 +135,8 @@ class Trainer:
 
     # -- pieces a component or a user may call -------------------------------------------------
     def noise(self, n: int) -> Tensor:
-        return torch.randn(n, self.generator.latent_dim, device=self.device)
+        """Latent codes for ``n`` samples of this process (drawn for the global batch: see ``parallel``)."""
+        return self.parallel.draw(torch.randn, n, self.generator.latent_dim, device=self.device)
 
     def real_batch(self) -> tuple[Tensor, Tensor]:
         """The next real batch, raw and as the adversary sees it (after the components' transforms)."""
@@ -147,7 +154,7 @@ class Trainer:
         d_fake = self.discriminator(fake) if d_fake is None else d_fake
         parts = {"objective": (objective or self.objective).adversary_loss(d_real, d_fake)}
         for penalty in self.penalties:
-            parts[penalty.name] = penalty(self.discriminator, real, fake)
+            parts[penalty.name] = penalty(self.discriminator, real, fake, self.parallel)
         for component in self.components:
             parts.update(component.adversary_terms(self, real, fake, d_real, d_fake))
         total = parts["objective"] if len(parts) == 1 else torch.stack(list(parts.values())).sum()
@@ -202,7 +209,7 @@ class Trainer:
     def _skip(self, player: str, loss: Tensor, norm: Tensor, logs: dict[str, Any]) -> bool:
         """With ``nonfinite='skip'``: whether the player's loss or gradient is non-finite (a device
         synchronisation); then its gradient is dropped and its quantities left out of ``logs``."""
-        if self.nonfinite != "skip" or bool(torch.isfinite(loss) & torch.isfinite(norm)):
+        if self.nonfinite != "skip" or bool(torch.isfinite(norm) & (torch.isfinite(loss) | (self.parallel.world > 1))):
             return False
         suffix = "adv" if player == "adversary" else "gen"
         loss = loss.detach()
@@ -233,6 +240,7 @@ class Trainer:
         loss, parts = self.adversary_loss(real, fake, d_real, d_fake)
         self.d_optimizer.zero_grad(set_to_none=True)
         loss.backward(inputs=self._d_params)
+        self.parallel.average_gradients(self._d_params)
         norm = grad_norm(self._d_params)
         logs.update(loss_adv=loss, grad_norm_adv=norm, **{f"adv/{k}": v for k, v in parts.items()})
         if diagnostics:
@@ -255,6 +263,7 @@ class Trainer:
         self.g_optimizer.zero_grad(set_to_none=True)
         loss.backward(inputs=self._g_params, retain_graph=bool(self.components))
         logs.update(self._adjust_generator_gradient(GeneratorStep(z, fake, real, loss)))
+        self.parallel.average_gradients(self._g_params)
         norm = grad_norm(self._g_params)
         logs.update(loss_gen=loss, grad_norm_gen=norm)
         if self._skip("generator", loss, norm, logs):
@@ -289,6 +298,7 @@ class Trainer:
         loss_adv.backward(inputs=self._d_params, retain_graph=True)
         loss_gen.backward(inputs=self._g_params, retain_graph=bool(self.components))
         logs.update(self._adjust_generator_gradient(GeneratorStep(z, fake, real, loss_gen)))
+        self.parallel.average_gradients([*self._d_params, *self._g_params])
         norm_adv, norm_gen = grad_norm(self._d_params), grad_norm(self._g_params)
         logs.update(loss_adv=loss_adv, loss_gen=loss_gen, grad_norm_adv=norm_adv, grad_norm_gen=norm_gen,
                     **{f"adv/{k}": v for k, v in parts.items()})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from .dataset import Dataset
@@ -12,12 +14,14 @@ class BatchSampler:
 
     Images stay uint8 on ``device`` and are mapped linearly from 0..255 to
     ``value_range`` per batch (``None`` keeps 0..255); points are returned as they are.
-    The last partial batch of each epoch is dropped.
+    The last partial batch of each epoch is dropped. ``part`` keeps this process's share of each
+    (global) batch under data parallelism; the order is the same for any number of processes.
     """
 
     def __init__(self, dataset: Dataset, batch_size: int, seed: int,
                  value_range: tuple[float, float] | None = (-1.0, 1.0),
-                 device: str | torch.device = "cpu") -> None:
+                 device: str | torch.device = "cpu",
+                 part: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
         if not 1 <= batch_size <= len(dataset):
             raise ValueError(f"batch_size: must be between 1 and the dataset size "
                              f"({len(dataset)} samples in {dataset.name}), got {batch_size}")
@@ -25,6 +29,7 @@ class BatchSampler:
             raise ValueError(f"BatchSampler: image data of {dataset.name} must be uint8, got "
                              f"{dataset.data.dtype}")
         self.batch_size = batch_size
+        self._part = part
         self.device = torch.device(device)
         self._data = dataset.data.to(self.device)
         self._affine = None  # (scale, shift as a 0-dim float32 tensor on device)
@@ -48,6 +53,8 @@ class BatchSampler:
             self._set_permutation(self._new_permutation())
         index = self._index[self._position:self._position + self.batch_size]
         self._position += self.batch_size
+        if self._part is not None:
+            index = self._part(index)
         batch = self._data.index_select(0, index)
         if self._affine is None:
             return batch

@@ -150,6 +150,7 @@ class LensComponent(Component):
         loss = lens_loss(self.lens, trainer.discriminator, real, self.objective, lam, self.reconstruction)
         self.optimizer.zero_grad(set_to_none=True)
         loss.total.backward(inputs=list(self.lens.parameters()))
+        trainer.parallel.average_gradients(list(self.lens.parameters()))
         self.optimizer.step()
         per_pixel = loss.reconstruction.detach() / (real[0].numel() if self.reconstruction == "sum" else 1)
         if self.switch_off and lam == 0.0 and per_pixel.item() < self.switch_off_tol:

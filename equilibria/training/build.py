@@ -9,6 +9,7 @@ from torch import nn
 from equilibria.core import penalties as P
 from equilibria.core.method import BuildContext
 from equilibria.core.optimizers import build_optimizer
+from equilibria.core.parallel import SINGLE, DataParallel
 from equilibria.core.trainer import Trainer
 from equilibria.data import BatchSampler, Dataset, load_dataset
 from equilibria.models import build_discriminator, build_generator, init_weights
@@ -52,9 +53,13 @@ def penalties_of(config: Config) -> list[P.Penalty]:
     return [term for term in terms if term.weight > 0]
 
 
-def build_trainer(config: Config, dataset: Dataset | None = None) -> Trainer:
-    """Everything a run needs, from the config; ``dataset`` saves reloading it."""
+def build_trainer(config: Config, dataset: Dataset | None = None, parallel: DataParallel = SINGLE) -> Trainer:
+    """Everything a run needs, from the config; ``dataset`` saves reloading it; ``parallel``: this
+    process among the data-parallel ones (each trains its share of every global batch)."""
     device = device_of(config)
+    if config.train.batch_size % parallel.world:
+        raise ConfigError(f"config key 'train.batch_size': got {config.train.batch_size} on {parallel.world} "
+                          f"processes; allowed: a multiple of {parallel.world} (each trains an equal share)")
     dataset = dataset if dataset is not None else dataset_of(config)
     torch.manual_seed(config.seed)
     generator, discriminator = build_networks(config, dataset.sample_shape)
@@ -62,7 +67,7 @@ def build_trainer(config: Config, dataset: Dataset | None = None) -> Trainer:
     discriminator.to(device)
     objective = objective_of(config)
     context = BuildContext(generator, discriminator, objective, tuple(dataset.sample_shape), config.train.batch_size,
-                           device, config.log.num_samples)
+                           device, config.log.num_samples, parallel)
     components, penalties, joint = [], penalties_of(config), None
     for method, section in enabled_methods(config):
         contribution = method.build(section, context)
@@ -70,7 +75,7 @@ def build_trainer(config: Config, dataset: Dataset | None = None) -> Trainer:
         penalties += contribution.penalties
         joint = contribution.joint_optimizer or joint
     batches = BatchSampler(dataset, config.train.batch_size, seed=config.seed,
-                           value_range=generator.output_range, device=device)
+                           value_range=generator.output_range, device=device, part=parallel.part)
     return Trainer(
         generator,
         discriminator,
@@ -79,7 +84,7 @@ def build_trainer(config: Config, dataset: Dataset | None = None) -> Trainer:
         g_optimizer=None if joint else build_optimizer(generator.parameters(), config.optim.generator),
         d_optimizer=None if joint else build_optimizer(discriminator.parameters(), config.optim.adversary),
         joint_optimizer=joint,
-        batch_size=config.train.batch_size,
+        batch_size=config.train.batch_size // parallel.world,
         n_adv=config.train.n_adv,
         update=config.train.update,
         penalties=penalties,
@@ -88,4 +93,5 @@ def build_trainer(config: Config, dataset: Dataset | None = None) -> Trainer:
         ema=config.train.ema,
         nonfinite=config.train.nonfinite,
         max_skips=config.train.max_skips,
+        parallel=parallel,
     )

@@ -29,10 +29,12 @@ def scalars(logs: dict[str, Any]) -> dict[str, float]:
 class RunLog:
     """Appends metrics to ``metrics.jsonl`` and, optionally, TensorBoard under ``tensorboard/``."""
 
-    def __init__(self, run_dir: Path, tensorboard: bool, resume_step: int | None = None):
-        self.path = run_dir / "metrics.jsonl"
+    def __init__(self, run_dir: Path, tensorboard: bool, resume_step: int | None = None, enabled: bool = True):
+        """``enabled`` False (a data-parallel process other than the first) writes nothing."""
+        self.path, self.enabled, self.writer = run_dir / "metrics.jsonl", enabled, None
+        if not enabled:
+            return
         self._truncate_after(resume_step or 0)  # a new run drops what a killed first attempt wrote
-        self.writer = None
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter  # imported only when used: it is slow
 
@@ -59,6 +61,8 @@ class RunLog:
         write_atomically(self.path, lambda handle: handle.write("".join(line + "\n" for line in kept).encode()))
 
     def metrics(self, step: int, seconds: float, values: dict[str, float]) -> None:
+        if not self.enabled:
+            return
         record = {"step": step, "seconds": round(seconds, 3),
                   **{k: (v if math.isfinite(v) else str(v)) for k, v in values.items()}}
         try:
@@ -73,6 +77,8 @@ class RunLog:
     def samples(self, path: Path, step: int, fake: Tensor, real: Tensor | None, value_range, centers=None,
                 tag: str = "samples") -> None:
         """Save a sample grid (images) or a scatter plot (2-D points) as PNG, and to TensorBoard."""
+        if not self.enabled:
+            return
         fake = fake.detach().float().cpu()
         if fake.dim() == 2:
             scatter_png(path, fake, real, centers=centers, title=f"step {step}")

@@ -23,11 +23,12 @@ import yaml
 from tqdm import tqdm
 
 from equilibria.core.finite import NonFiniteError
+from equilibria.core.parallel import DataParallel, from_environment
 from equilibria.core.trainer import Trainer
 from equilibria.data import ON_DISK, Dataset, data_root
 from equilibria.files import remove_orphans, write_atomically
 from equilibria.training import checkpoint
-from equilibria.training.build import build_trainer, dataset_of
+from equilibria.training.build import build_trainer, dataset_of, device_of
 from equilibria.training.config import Config, ConfigError, parse_config, read_yaml, set_key, to_dict
 from equilibria.training.log import RunLog, scalars
 
@@ -147,7 +148,8 @@ def train(config: Config, run_dir: str | Path | None = None, *, resume: bool = F
     checkpoint. A non-finite quantity stops the run (``NonFiniteError``) with its last good checkpoint
     kept; SIGTERM and SIGINT stop it after the current iteration with a checkpoint (``RunStopped``);
     an exception between iterations writes a checkpoint before it propagates."""
-    run_dir = Path(run_dir or config.run_dir or default_run_dir(config))
+    parallel = from_environment(device_of(config))
+    run_dir = Path(parallel.broadcast(str(run_dir or config.run_dir or default_run_dir(config))))
     ckpt_dir = run_dir / "checkpoints"
     if not resume and checkpoint.checkpoints(ckpt_dir):
         raise ConfigError(f"run directory {str(run_dir)!r} already has checkpoints: "
@@ -157,30 +159,34 @@ def train(config: Config, run_dir: str | Path | None = None, *, resume: bool = F
     seed_everything(config.seed)
     config = with_resolved_paths(config)
     dataset = dataset_of(config)
-    trainer = build_trainer(config, dataset)
+    trainer = build_trainer(config, dataset, parallel)
     elapsed, resume_step, last_saved = 0.0, None, None
     if resume:
         if not checkpoint.checkpoints(ckpt_dir):
             raise FileNotFoundError(f"run directory {str(run_dir)!r} has no checkpoint to resume from")
         state, last_saved, skipped = checkpoint.load_latest(ckpt_dir, map_location=trainer.device)
-        warn_skipped(skipped)
+        if parallel.main:
+            warn_skipped(skipped)
         if config.train.steps < state.step:
             raise ConfigError(f"config key 'train.steps': got {config.train.steps}, but the run in {str(run_dir)!r} "
                               f"has done {state.step} steps; allowed: >= {state.step}")
         checkpoint.restore(trainer, state, last_saved)
         checkpoint.set_rng_state(state.rng)
         elapsed, resume_step = state.seconds, trainer.step
-    for directory in (run_dir, ckpt_dir, run_dir / "samples"):
-        for orphan in remove_orphans(directory):
-            print(f"equilibria: removed {orphan}, left by a write that was cut short", file=sys.stderr)
-    write_atomically(run_dir / "config.yaml",
-                     lambda handle: handle.write(yaml.safe_dump(to_dict(config), sort_keys=False).encode()))
-    log = RunLog(run_dir, config.log.tensorboard, resume_step)
+    if parallel.main:  # the first process alone writes the run directory
+        for directory in (run_dir, ckpt_dir, run_dir / "samples"):
+            for orphan in remove_orphans(directory):
+                print(f"equilibria: removed {orphan}, left by a write that was cut short", file=sys.stderr)
+        write_atomically(run_dir / "config.yaml",
+                         lambda handle: handle.write(yaml.safe_dump(to_dict(config), sort_keys=False).encode()))
+    log = RunLog(run_dir, config.log.tensorboard, resume_step, enabled=parallel.main)
     z_fixed = fixed_noise(trainer, config.log.num_samples * (16 if dataset.kind == "points" else 1), config.seed)
     real_points = dataset.data[:len(z_fixed)] if dataset.kind == "points" else None
     value_range = trainer.generator.output_range or (-1.0, 1.0)
 
     def save_samples() -> None:
+        if not parallel.main:
+            return
         log.samples(run_dir / "samples" / f"step-{trainer.step:08d}.png", trainer.step,
                     generate(trainer, z_fixed), real_points, value_range, centers=dataset.centers)
         for component in trainer.components:
@@ -193,15 +199,17 @@ def train(config: Config, run_dir: str | Path | None = None, *, resume: bool = F
     def save_checkpoint() -> Path:
         nonlocal saving
         saving = True
-        trainer.check_finite(parameters=True)  # never a checkpoint of a non-finite state
-        path = checkpoint.save(ckpt_dir, trainer, seconds=elapsed, sample_shape=dataset.sample_shape,
-                               keep=config.log.keep_checkpoints)
-        log.flush()
+        trainer.check_finite(parameters=True)  # never a checkpoint of a non-finite state (on every process)
+        path = ckpt_dir / f"step-{trainer.step:08d}.pt"
+        if parallel.main:
+            checkpoint.save(ckpt_dir, trainer, seconds=elapsed, sample_shape=dataset.sample_shape,
+                            keep=config.log.keep_checkpoints)
+            log.flush()
         saving = False
         return path
 
     evaluate_generator = None
-    if config.eval.every:
+    if config.eval.every and parallel.main:
         from equilibria.metrics.evaluation import evaluator
 
         e = config.eval
@@ -212,7 +220,7 @@ def train(config: Config, run_dir: str | Path | None = None, *, resume: bool = F
             kid_subset_size=e.kid_subset_size, device=trainer.device)
 
     steps = config.train.steps
-    bar = tqdm(total=steps, initial=trainer.step, disable=not config.log.progress, desc="train",
+    bar = tqdm(total=steps, initial=trainer.step, disable=not (config.log.progress and parallel.main), desc="train",
                unit="it", dynamic_ncols=True)
     started = time.perf_counter() - elapsed
     in_iteration = False
@@ -227,7 +235,7 @@ def train(config: Config, run_dir: str | Path | None = None, *, resume: bool = F
                 bar.update(1)
                 if logging_step:
                     trainer.check_finite()
-                    values = scalars(logs)
+                    values = mean_over_processes(scalars(logs), parallel, trainer.batch_size)
                     log.metrics(trainer.step, elapsed, values)
                     bar.set_postfix({k: f"{values[k]:.3g}" for k in ("loss_adv", "loss_gen") if k in values})
                 if trainer.step % config.log.sample_every == 0 or trainer.step == steps:
@@ -239,8 +247,8 @@ def train(config: Config, run_dir: str | Path | None = None, *, resume: bool = F
                     log.metrics(trainer.step, elapsed, {f"eval/{name}": value for name, value in scores.items()})
                 if trainer.step % config.log.checkpoint_every == 0 or trainer.step == steps:
                     last_saved = save_checkpoint()
-                if stop:
-                    name, code = _SIGNALS[stop[0]]
+                if parallel.any(bool(stop)):
+                    name, code = _SIGNALS[stop[0]] if stop else ("a signal to another process", 143)
                     if last_saved is None or checkpoint.step_of(last_saved) != trainer.step:
                         last_saved = save_checkpoint()
                     raise RunStopped(f"stopped by {name} after step {trainer.step} of {steps}; checkpoint "
@@ -266,6 +274,24 @@ def train(config: Config, run_dir: str | Path | None = None, *, resume: bool = F
         bar.close()
         log.close()
     return run_dir
+
+
+def mean_over_processes(values: dict[str, float], parallel: DataParallel, shard: int) -> dict[str, float]:
+    """The logged scalars of the global batch from each process's share of ``shard`` samples: means
+    are averaged; a standard deviation ``X_std`` beside its mean ``X`` is combined exactly."""
+    if parallel.world == 1:
+        return values
+    spread = {key: key.removesuffix("_std") for key in values if key.endswith("_std") and key[:-4] in values}
+    local = dict(values)
+    for key, mean in spread.items():  # the mean of squares, which averages
+        local[key] = ((shard - 1) * values[key] ** 2 + shard * values[mean] ** 2) / shard
+    stacked = torch.tensor(list(local.values()), dtype=torch.float64)
+    parallel.average([stacked])
+    merged = dict(zip(local, stacked.tolist()))
+    n = shard * parallel.world
+    for key, mean in spread.items():
+        merged[key] = max(n * (merged[key] - merged[mean] ** 2) / (n - 1), 0.0) ** 0.5
+    return merged
 
 
 def _last_checkpoint(path: Path | None) -> str:

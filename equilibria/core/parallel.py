@@ -1,0 +1,103 @@
+"""Data parallelism with plain torch.distributed, as StyleGAN2-ADA does it.
+
+Every process holds both players whole and trains on its equal share of each global batch; after
+each backward pass the gradients are averaged over the processes with one ``all_reduce`` on a
+flattened buffer (not DistributedDataParallel: its wrapper does not support ``autograd.grad`` with
+``create_graph=True``, which the gradient penalty, R1 and AdvAs need, and one flat reduction per
+player is what DDP's buckets would do for these small networks anyway).
+
+Every random draw is made for the global batch on every process, from the same seed, and each
+process keeps its share: the latent codes, the data order and the gradient penalty's interpolation
+weights are those of a single process training the global batch, so that N processes equal one to
+float tolerance (the sum of N shard means is reduced in another order). Layers that couple the
+samples of a batch (BatchNorm) see only their shard, as under DDP; exact equality then needs
+synchronised statistics.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class DataParallel:
+    """This process's place among ``world`` processes (``rank`` 0 writes the run's files)."""
+
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def part(self, batch: Tensor) -> Tensor:
+        """This process's equal share of a global batch (dimension 0)."""
+        if self.world == 1:
+            return batch
+        if batch.shape[0] % self.world:
+            raise ValueError(f"a global batch of {batch.shape[0]} does not split into {self.world} equal parts")
+        size = batch.shape[0] // self.world
+        return batch[self.rank * size:(self.rank + 1) * size]
+
+    def draw(self, draw: Callable[..., Tensor], n: int, *shape: int, **kwargs) -> Tensor:
+        """``draw(n * world, *shape)`` for the global batch, this process's share of it: every process
+        makes the same draws, so the random stream is a single process's."""
+        return self.part(draw(n * self.world, *shape, **kwargs))
+
+    def average(self, tensors: Sequence[Tensor]) -> None:
+        """Replace each tensor by its mean over the processes, with one all_reduce of a flat buffer."""
+        if self.world == 1 or not tensors:
+            return
+        flat = torch.cat([t.detach().reshape(-1) for t in tensors])
+        dist.all_reduce(flat)
+        flat /= self.world
+        for tensor, piece in zip(tensors, flat.split([t.numel() for t in tensors])):
+            tensor.detach().copy_(piece.view_as(tensor))
+
+    def average_gradients(self, parameters: Sequence[Tensor]) -> None:
+        """Average ``.grad`` over the processes (a missing gradient counts as zero)."""
+        if self.world == 1:
+            return
+        for p in parameters:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+        self.average([p.grad for p in parameters])
+
+    def broadcast(self, value: object) -> object:
+        """The first process's ``value``, on every process (a run directory named by the clock)."""
+        if self.world == 1:
+            return value
+        box = [value]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def any(self, flag: bool) -> bool:
+        """Whether any process says ``flag`` (a stop request), agreed by all."""
+        if self.world == 1:
+            return flag
+        value = torch.tensor([float(flag)])
+        dist.all_reduce(value, op=dist.ReduceOp.MAX)
+        return bool(value.item())
+
+
+SINGLE = DataParallel()
+
+
+def from_environment(device: torch.device, timeout: float = 300.0) -> DataParallel:
+    """The process group torchrun describes (``WORLD_SIZE``, ``RANK``), started if needed: NCCL on
+    GPUs, gloo on CPU; one process without torchrun. A collective that waits longer than ``timeout``
+    seconds (a process died) raises instead of hanging."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return SINGLE
+    if not dist.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout))
+    return DataParallel(dist.get_rank(), dist.get_world_size())
