@@ -28,6 +28,7 @@ from equilibria.core.objectives import get_objective, untruncated
 from equilibria.autodiff import CompositeNorms, FrozenKinks
 from equilibria.core.penalties import GradientPenalty, apply_spectral_norm, gradient_penalty
 from equilibria.core.components import Component
+from equilibria.core.method import BuildContext
 from equilibria.methods.advas import METHOD
 from equilibria.training.config import ConfigError, load_config
 from equilibria.core.trainer import Trainer
@@ -596,7 +597,8 @@ def test_unbiased_component_in_the_trainer():
 def test_builder_and_config():
     assert not load_config().advas.enabled
     config = load_config(None, ["advas.enabled=true", "advas.lam=0.01", "advas.mode=exact", "advas.r_only=true"])
-    (advas,) = METHOD.build(config.advas, None).components
+    context = BuildContext(nn.Linear(1, 1), nn.Linear(1, 1), WGAN, (1,), 8, torch.device("cpu"), 8)
+    (advas,) = METHOD.build(config.advas, context).components
     assert isinstance(advas, AdvAs) and advas.name == "advas"
     assert (advas.lam, advas.mode, advas.r_only, advas.estimator) == (0.01, "exact", True, "biased")
     config = load_config(None, ["advas.mode=hvp", "advas.difference=central", "advas.eps_scale=1e-5"]).advas

@@ -436,9 +436,7 @@ def _check_config(section: AdvAsConfig, config: Any, objective: Objective) -> No
 
 
 def _build(section: AdvAsConfig, context: BuildContext) -> Contribution:
-    if context.parallel.world > 1:
-        raise ConfigError("config key 'advas.enabled': got true on " + str(context.parallel.world) + " processes; "
-                          "allowed: one process for now (r would be each process's ||grad_phi L_adv||^2, not the global batch's)")
+    context.refuse_several_processes("advas", "r would be each process's ||grad_phi L_adv||^2, not the global batch's")
     return Contribution(components=[AdvAs(**section.model_dump(exclude={"enabled"}))])
 
 

@@ -45,9 +45,7 @@ def _check_config(section: CgdConfig, config: Any, objective: Objective) -> None
 
 
 def _build(section: CgdConfig, context: BuildContext) -> Contribution:
-    if context.parallel.world > 1:
-        raise ConfigError("config key 'cgd.enabled': got true on " + str(context.parallel.world) + " processes; "
-                          "allowed: one process for now (the solve's gradients and Hessian-vector products are not averaged yet)")
+    context.refuse_several_processes("cgd", "the solve's gradients and Hessian-vector products are not averaged yet")
     options = section.model_dump(exclude={"enabled", "name", "beta", "eps", "lr_generator", "lr_adversary"})
     common = dict(min_params=context.generator.parameters(), max_params=context.discriminator.parameters(),
                   lr_min=section.lr_generator, lr_max=section.lr_adversary, **options)

@@ -216,9 +216,7 @@ def _check_config(section: VralConfig, config: Any, objective: Objective) -> Non
 
 
 def _build(section: VralConfig, context: BuildContext) -> Contribution:
-    if context.parallel.world > 1:
-        raise ConfigError("config key 'vral.enabled': got true on " + str(context.parallel.world) + " processes; "
-                          "allowed: one process for now (the meta-discriminators judge whole batches, which are not gathered yet)")
+    context.refuse_several_processes("vral", "the meta-discriminators judge whole batches, which are not gathered yet")
     m, device = context.batch_size, context.device
     if section.variant == "variance":
         real_meta = MetaDiscriminator(m, section.hidden, section.order).to(device)

@@ -427,7 +427,8 @@ def _check_core(config: Config) -> None:
     points = config.data.name in POINT_DATASETS
     for key, arch in (("generator.arch", config.generator.arch), ("discriminator.arch", config.discriminator.arch)):
         if arch is not None and (arch == "mlp") != points:
-            allowed = "mlp" if points else "an image architecture (" + ", ".join(a for a in ARCHITECTURES if a != "mlp") + ")"
+            images = ", ".join(a for a in ARCHITECTURES if a != "mlp")
+            allowed = "mlp" if points else f"an image architecture ({images})"
             raise ConfigError(f"config key {key!r}: got {arch!r} for data.name={config.data.name}; allowed: {allowed}")
     if points and config.eval.extractor is not None:
         raise ConfigError(f"config key 'eval.extractor': got {config.eval.extractor!r} for 2-D data; allowed: null")
