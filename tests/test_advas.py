@@ -13,7 +13,6 @@ import yaml
 from torch import nn
 from torch.autograd import gradgradcheck
 
-from equilibria.methods import advas as A
 from equilibria.methods.advas import (
     AdvAs,
     AdvAsGradient,

@@ -16,7 +16,6 @@ from torch import nn
 
 from equilibria.core.objectives import get_objective
 from equilibria.optim import ACGD, CGD, MixedHessian, conjugate_gradient, gmres
-from equilibria.core.penalties import gradient_penalty, l2_penalty
 from equilibria.methods.cgd import METHOD
 from equilibria.core.method import BuildContext
 from equilibria.core.penalties import GradientPenalty, L2

@@ -1,7 +1,6 @@
 """R3GAN: the relativistic pairing loss against closed forms, R1 and R2 against finite differences and
 their per-sample forms, and one trainer iteration against a hand-written reference update."""
 
-import copy
 import math
 from types import SimpleNamespace
 

@@ -10,6 +10,7 @@ allowed. Constraints between keys run after the schema: the core's, then each me
 
 from __future__ import annotations
 
+import copy
 import difflib
 import functools
 import types
@@ -348,6 +349,7 @@ def parse_config(data: Any, source: str = "config") -> Config:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: got {data!r}; allowed: a mapping of config keys")
+    data = copy.deepcopy(data)  # the implied keys are filled in here, not in the caller's mapping
     config = _validate(data)
     if _apply_implied(data, config):
         config = _validate(data)
