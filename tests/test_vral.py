@@ -1,12 +1,16 @@
 """Meta-discriminators: losses against hand computations, order properties, routing, VRAL objective."""
 
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
 
+from equilibria.core.parallel import SINGLE
 from equilibria.methods.vral import (LipschitzMeta, MetaDiscriminator, VarianceMeta, lipschitz_slopes,
                                      meta_adversary_loss, meta_discriminator_loss, vral_objective)
+
+ONE = SimpleNamespace(parallel=SINGLE)  # the trainer as the components see it: one process
 
 
 def softplus(t):
@@ -76,10 +80,10 @@ def test_variance_meta_terms_and_mean_subtraction():
                              mean_subtraction=True, weight=2.0)
     d_real = torch.tensor([0.1, 0.2, 0.3], dtype=torch.float64)
     d_fake = torch.tensor([1.0, 2.0, 6.0], dtype=torch.float64)  # centred: [-2, -1, 3], sum 0
-    terms = component.adversary_terms(None, None, None, d_real, d_fake)
+    terms = component.adversary_terms(ONE, None, None, d_real, d_fake)
     assert terms["meta_real"].item() == pytest.approx(2 * softplus(-0.6))
     assert terms["meta_fake"].item() == pytest.approx(2 * softplus(0.0))
-    logs = component.update_before_adversary(None, None, None, d_real, d_fake)
+    logs = component.update_before_adversary(ONE, None, None, d_real, d_fake)
     assert logs["meta/std_fake"].item() == pytest.approx(d_fake.std().item())
 
 
@@ -88,8 +92,8 @@ def test_lipschitz_meta_term_reaches_discriminator_outputs():
     component = LipschitzMeta(meta, torch.optim.SGD(meta.parameters(), lr=0.1), k=1.0, sigma=0.1)
     real, fake = torch.randn(2, 3), torch.randn(2, 3)
     d_real, d_fake = torch.randn(2, requires_grad=True), torch.randn(2, requires_grad=True)
-    component.update_before_adversary(None, real, fake, d_real.detach(), d_fake.detach())
-    term = component.adversary_terms(None, real, fake, d_real, d_fake)["meta_lipschitz"]
+    component.update_before_adversary(ONE, real, fake, d_real.detach(), d_fake.detach())
+    term = component.adversary_terms(ONE, real, fake, d_real, d_fake)["meta_lipschitz"]
     (grad,) = torch.autograd.grad(term, d_real)
     assert grad.abs().sum() > 0
 

@@ -70,6 +70,16 @@ class DataParallel:
                 p.grad = torch.zeros_like(p)
         self.average([p.grad for p in parameters])
 
+    def gather(self, batch: Tensor) -> Tensor:
+        """The global batch from every process's share (dimension 0), differentiable: the gradient of a
+        loss on it reaches each process's share (summed over the processes, which compute the same
+        loss; the gradient average then divides by their number)."""
+        if self.world == 1:
+            return batch
+        from torch.distributed._functional_collectives import all_gather_tensor_autograd, wait_tensor
+
+        return wait_tensor(all_gather_tensor_autograd(batch.contiguous(), 0, dist.group.WORLD))
+
     def broadcast(self, value: object) -> object:
         """The first process's ``value``, on every process (a run directory named by the clock)."""
         if self.world == 1:

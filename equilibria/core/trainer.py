@@ -106,9 +106,6 @@ class Trainer:
                              "inside its step, which a skip cannot undo")
         if max_skips < 1:
             raise ValueError(f"max_skips: got {max_skips}; allowed: an integer >= 1")
-        if update == "joint" and parallel.world > 1:
-            raise ValueError("update='joint' on several processes: the joint optimizer's gradients and "
-                             "Hessian-vector products are not averaged yet; allowed: one process")
         self.generator = generator
         self.discriminator = discriminator
         self.objective = objective

@@ -45,10 +45,10 @@ def _check_config(section: CgdConfig, config: Any, objective: Objective) -> None
 
 
 def _build(section: CgdConfig, context: BuildContext) -> Contribution:
-    context.refuse_several_processes("cgd", "the solve's gradients and Hessian-vector products are not averaged yet")
     options = section.model_dump(exclude={"enabled", "name", "beta", "eps", "lr_generator", "lr_adversary"})
     common = dict(min_params=context.generator.parameters(), max_params=context.discriminator.parameters(),
-                  lr_min=section.lr_generator, lr_max=section.lr_adversary, **options)
+                  lr_min=section.lr_generator, lr_max=section.lr_adversary, **options,
+                  average=context.parallel.average if context.parallel.world > 1 else None)
     optimizer = ACGD(beta=section.beta, eps=section.eps, **common) if section.name == "acgd" else CGD(**common)
     return Contribution(joint_optimizer=optimizer)
 

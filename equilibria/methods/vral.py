@@ -106,6 +106,7 @@ class VarianceMeta(Component):
         return d_fake - d_fake.mean() if self.mean_subtraction else d_fake
 
     def update_before_adversary(self, trainer, real, fake, d_real, d_fake) -> dict:
+        d_real, d_fake = trainer.parallel.gather(d_real), trainer.parallel.gather(d_fake)  # the global batch
         loss_real = meta_discriminator_loss(self.real_meta, d_real, self.mu_real)
         loss_fake = meta_discriminator_loss(self.fake_meta, self._fake_outputs(d_fake), self.mu_fake,
                                             centred=self.mean_subtraction)
@@ -116,6 +117,7 @@ class VarianceMeta(Component):
                 "meta/std_real": d_real.std(), "meta/std_fake": d_fake.std()}
 
     def adversary_terms(self, trainer, real, fake, d_real, d_fake) -> dict[str, Tensor]:
+        d_real, d_fake = trainer.parallel.gather(d_real), trainer.parallel.gather(d_fake)
         return {"meta_real": self.weight * meta_adversary_loss(self.real_meta, d_real),
                 "meta_fake": self.weight * meta_adversary_loss(self.fake_meta, self._fake_outputs(d_fake))}
 
@@ -140,7 +142,7 @@ class LipschitzMeta(Component):
         self.meta, self.optimizer, self.k, self.sigma, self.weight = meta, optimizer, k, sigma, weight
 
     def update_before_adversary(self, trainer, real, fake, d_real, d_fake) -> dict:
-        slopes = lipschitz_slopes(d_real, d_fake, real, fake)
+        slopes = trainer.parallel.gather(lipschitz_slopes(d_real, d_fake, real, fake))
         loss = meta_discriminator_loss(self.meta, slopes, self.k, self.sigma)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -148,8 +150,8 @@ class LipschitzMeta(Component):
         return {"meta/loss_lipschitz": loss.detach(), "meta/slope_mean": slopes.mean()}
 
     def adversary_terms(self, trainer, real, fake, d_real, d_fake) -> dict[str, Tensor]:
-        return {"meta_lipschitz": self.weight * meta_adversary_loss(self.meta,
-                                                                    lipschitz_slopes(d_real, d_fake, real, fake))}
+        slopes = trainer.parallel.gather(lipschitz_slopes(d_real, d_fake, real, fake))
+        return {"meta_lipschitz": self.weight * meta_adversary_loss(self.meta, slopes)}
 
     def modules(self) -> dict[str, nn.Module]:
         return {"meta": self.meta}
@@ -216,7 +218,6 @@ def _check_config(section: VralConfig, config: Any, objective: Objective) -> Non
 
 
 def _build(section: VralConfig, context: BuildContext) -> Contribution:
-    context.refuse_several_processes("vral", "the meta-discriminators judge whole batches, which are not gathered yet")
     m, device = context.batch_size, context.device
     if section.variant == "variance":
         real_meta = MetaDiscriminator(m, section.hidden, section.order).to(device)

@@ -23,7 +23,7 @@ minimise f and the max player maximise g.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -141,8 +141,10 @@ class CGD:
 
     def __init__(self, *, min_params: Iterable[Tensor], max_params: Iterable[Tensor], lr: float = 1e-3,
                  lr_min: float | None = None, lr_max: float | None = None, tol: float = 1e-6, atol: float = 1e-10,
-                 max_iter: int | None = None, solver: str = "cg", restart: int = 30, warm_start: bool = True):
+                 max_iter: int | None = None, solver: str = "cg", restart: int = 30, warm_start: bool = True,
+                 average: Callable[[Sequence[Tensor]], None] | None = None):
         self.min_params = _parameters("min_params", min_params)
+        self.average = average  # data parallelism: the mean over processes of each gradient and product
         self.max_params = _parameters("max_params", max_params)
         if {id(p) for p in self.min_params} & {id(p) for p in self.max_params}:
             raise ValueError("min_params, max_params: a tensor belongs to both players; allowed: disjoint players")
@@ -177,8 +179,8 @@ class CGD:
             with torch.enable_grad():
                 loss = loss()
         f, g = self._split(loss)
-        hessian_f = MixedHessian(f, self.min_params, self.max_params)
-        hessian_g = hessian_f if g is f else MixedHessian(g, self.min_params, self.max_params)
+        hessian_f = MixedHessian(f, self.min_params, self.max_params, self.average)
+        hessian_g = hessian_f if g is f else MixedHessian(g, self.min_params, self.max_params, self.average)
         grad_x, grad_y = hessian_f.grad_x, hessian_g.grad_y
         step_x, step_y, new_state = self._step_sizes(grad_x, grad_y)
         h = self.hyperparameters
@@ -259,9 +261,11 @@ class ACGD(CGD):
     def __init__(self, *, min_params: Iterable[Tensor], max_params: Iterable[Tensor], lr: float = 1e-4,
                  lr_min: float | None = None, lr_max: float | None = None, beta: float = 0.99, eps: float = 1e-5,
                  tol: float = 1e-6, atol: float = 1e-10, max_iter: int | None = None, solver: str = "cg",
-                 restart: int = 30, warm_start: bool = True):
+                 restart: int = 30, warm_start: bool = True,
+                 average: Callable[[Sequence[Tensor]], None] | None = None):
         super().__init__(min_params=min_params, max_params=max_params, lr=lr, lr_min=lr_min, lr_max=lr_max, tol=tol,
-                         atol=atol, max_iter=max_iter, solver=solver, restart=restart, warm_start=warm_start)
+                         atol=atol, max_iter=max_iter, solver=solver, restart=restart, warm_start=warm_start,
+                         average=average)
         if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not 0 <= beta < 1:
             raise ValueError(f"beta: got {beta!r}; allowed: a number in [0, 1)")
         self.hyperparameters.update(beta=float(beta), eps=_positive("eps", eps))

@@ -13,7 +13,7 @@ see docs/CGD.md.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -33,10 +33,13 @@ class MixedHessian:
     """The gradients of ``loss`` and products with its mixed Hessians at the current parameters.
 
     ``grad_x``/``grad_y`` are the flat gradients (detached); ``products`` counts the Hessian-vector
-    products taken. The loss's graph is kept until this object is dropped.
+    products taken. The loss's graph is kept until this object is dropped. ``average`` (data
+    parallelism) replaces each gradient and product by its mean over the processes, so that a
+    solver built on them runs identically on every process.
     """
 
-    def __init__(self, loss: Tensor, x_params: Sequence[Tensor], y_params: Sequence[Tensor]):
+    def __init__(self, loss: Tensor, x_params: Sequence[Tensor], y_params: Sequence[Tensor],
+                 average: Callable[[Sequence[Tensor]], None] | None = None):
         if not isinstance(loss, Tensor) or loss.numel() != 1:
             raise ValueError(f"loss: got {_describe(loss)}; allowed: a scalar tensor")
         if not loss.requires_grad:
@@ -53,6 +56,9 @@ class MixedHessian:
         self._grads_x, self._grads_y = grads[: len(self.x_params)], grads[len(self.x_params):]
         self.grad_x = flatten(self._grads_x).detach()
         self.grad_y = flatten(self._grads_y).detach()
+        self.average = average
+        if average is not None:
+            average([self.grad_x, self.grad_y])
         self.products = 0
 
     def xy(self, w: Tensor) -> Tensor:
@@ -71,9 +77,11 @@ class MixedHessian:
         if not pairs:
             return torch.zeros(sum(p.numel() for p in wrt), dtype=vector.dtype, device=vector.device)
         outputs, vectors = zip(*pairs)
-        product = torch.autograd.grad(outputs, wrt, vectors, retain_graph=True, allow_unused=True,
-                                      materialize_grads=True)
-        return flatten(product)
+        product = flatten(torch.autograd.grad(outputs, wrt, vectors, retain_graph=True, allow_unused=True,
+                                              materialize_grads=True))
+        if self.average is not None:
+            self.average([product])
+        return product
 
 
 def _describe(value: object) -> str:
