@@ -1,6 +1,6 @@
 """Data parallelism with torchrun and gloo: 2 processes with global batch B equal 1 process with batch
 B to float tolerance; a 2-process run resumed (on 1 or 2 processes) equals the uninterrupted one; a
-process that dies brings the run down, not a hang; AdvAs, not exact under it yet, is refused."""
+process that dies brings the run down, not a hang."""
 
 import json
 import os
@@ -34,6 +34,12 @@ CASES = {
     "r3gan": [*COMMON, *RING, "r3gan.enabled=true", "r3gan.gamma=0.5"],
     "acgd": [*COMMON, *RING, "objective=wgan", "penalties.gradient_penalty=10", "cgd.enabled=true", "cgd.lr=1e-3"],
     "vral": [*COMMON, *RING, "objective=vral", "vral.enabled=true", "train.n_adv=2"],
+    "advas-hvp": [*COMMON, *RING, "objective=wgan", "penalties.gradient_penalty=10", "advas.enabled=true",
+                  "advas.mode=hvp"],
+    "advas-exact": [*COMMON, *RING, "objective=wgan", "penalties.gradient_penalty=10", "advas.enabled=true",
+                    "advas.mode=exact"],
+    "advas-unbiased": [*COMMON, *RING, "objective=wgan", "penalties.gradient_penalty=10", "advas.enabled=true",
+                       "advas.mode=exact", "advas.estimator=unbiased"],
     "lens": [*COMMON, "data.image_size=28", "generator.arch=advas_mnist", "generator.width=4",
              "discriminator.width=4", "lens.enabled=true", "lens.width=4", "lens.blocks=1", "lens.lam=1.0",
              "objective=wgan",
@@ -125,12 +131,6 @@ def _cmdline(pid: str) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     except OSError:
         return ""
-
-
-def test_advas_is_refused_until_its_global_form_is_in():
-    config = load_config(None, ["train.batch_size=32", "advas.enabled=true"])
-    with pytest.raises(ConfigError, match="'advas.enabled': got true on 2 processes; allowed: one process"):
-        build_trainer(config, parallel=DataParallel(rank=0, world=2))
 
 
 def test_a_batch_that_does_not_split_is_refused():

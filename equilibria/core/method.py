@@ -26,7 +26,7 @@ from equilibria.core.components import Component
 from equilibria.core.objectives import Objective
 from equilibria.core.parallel import SINGLE, DataParallel
 from equilibria.core.penalties import Penalty
-from equilibria.core.sections import ConfigError, MethodConfig
+from equilibria.core.sections import MethodConfig
 
 
 class JointOptimizer(Protocol):
@@ -50,12 +50,6 @@ class BuildContext:
     device: torch.device
     num_images: int  # images in a sample grid (log.num_samples)
     parallel: DataParallel = SINGLE  # this process among the data-parallel ones
-
-    def refuse_several_processes(self, method: str, reason: str) -> None:
-        """For a method whose global form under data parallelism is not written yet: say so and why."""
-        if self.parallel.world > 1:
-            raise ConfigError(f"config key '{method}.enabled': got true on {self.parallel.world} processes; "
-                              f"allowed: one process for now ({reason})")
 
 
 @dataclass

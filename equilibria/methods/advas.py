@@ -54,6 +54,7 @@ from equilibria.autodiff import Buffers, CompositeNorms, FrozenKinks, RandomStat
 from equilibria.core.components import Component, GeneratorStep
 from equilibria.core.method import BuildContext, Contribution, Method
 from equilibria.core.objectives import Objective, untruncated
+from equilibria.core.parallel import SINGLE, DataParallel
 from equilibria.core.penalties import Penalty
 from equilibria.core.sections import Bool, ConfigError, Float, Int, MethodConfig, option
 
@@ -89,8 +90,11 @@ def _norm(tensors: list[Tensor]) -> Tensor:
     return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(t) for t in tensors]))
 
 
-def _cosine(a: Tensor, b: Tensor) -> float:
-    return float((a * b).sum() / (a.norm() * b.norm()).clamp_min(torch.finfo(a.dtype).tiny))
+def _cosine(a: Tensor, b: Tensor, parallel: DataParallel = SINGLE) -> float:
+    """The cosine of the global vectors whose shares (one per process) are ``a`` and ``b``."""
+    sums = torch.stack([(a * b).sum(), a.pow(2).sum(), b.pow(2).sum()])
+    parallel.average([sums])
+    return float(sums[0] / (sums[1] * sums[2]).sqrt().clamp_min(torch.finfo(a.dtype).tiny))
 
 
 def default_eps_scale(dtype: torch.dtype, difference: str = "forward") -> float:
@@ -103,8 +107,10 @@ def default_eps_scale(dtype: torch.dtype, difference: str = "forward") -> float:
 class _Evaluation:
     """L_adv at the given discriminator parameters, each time from the same random state and buffers."""
 
-    def __init__(self, adversary_loss: Callable[[Tensor], Tensor], discriminator: nn.Module, x: Tensor):
+    def __init__(self, adversary_loss: Callable[[Tensor], Tensor], discriminator: nn.Module, x: Tensor,
+                 parallel: DataParallel = SINGLE):
         self.adversary_loss = adversary_loss
+        self.parallel = parallel
         self.discriminator = discriminator
         self.named = [(n, p) for n, p in discriminator.named_parameters() if p.requires_grad]
         self.phi = [p for _, p in self.named]
@@ -137,13 +143,23 @@ def _grads(output: Tensor, inputs: list[Tensor], **kwargs: Any) -> list[Tensor]:
 
 
 def _exact(evaluate: _Evaluation) -> tuple[Tensor, Tensor, Tensor]:
-    """(L_adv, r, grad_x r) by double backward, the norm layers composite."""
+    """(L_adv, r, grad_x r) by double backward, the norm layers composite.
+
+    Under data parallelism (W processes, L_adv the mean of theirs): v = mean_k v_k, and this share's
+    grad_x r = (2 / W) (d v_k / d x_k)^T v, the gradient of (2 / W) v_k . v with v held fixed."""
     with CompositeNorms():
         loss = evaluate()
     v = _grads(loss, evaluate.phi, create_graph=True)
-    r = torch.stack([t.pow(2).sum() for t in v]).sum()
-    (grad_x,) = _grads(r, [evaluate.x])
-    return loss.detach(), r.detach(), grad_x
+    world = evaluate.parallel.world
+    if world == 1:
+        r = torch.stack([t.pow(2).sum() for t in v]).sum()
+        (grad_x,) = _grads(r, [evaluate.x])
+        return loss.detach(), r.detach(), grad_x
+    v_global = [t.detach().clone() for t in v]
+    evaluate.parallel.average(v_global)
+    r = torch.stack([t.pow(2).sum() for t in v_global]).sum()
+    (grad_x,) = _grads(torch.stack([(t * g).sum() for t, g in zip(v, v_global)]).sum() * (2 / world), [evaluate.x])
+    return loss.detach(), r, grad_x
 
 
 def _hvp(evaluate: _Evaluation, difference: str, eps_scale: float | None) -> tuple[Tensor, Tensor, Tensor]:
@@ -152,6 +168,7 @@ def _hvp(evaluate: _Evaluation, difference: str, eps_scale: float | None) -> tup
     with kinks.recording():
         loss = evaluate()
     *v, grad_x0 = _grads(loss, [*evaluate.phi, evaluate.x])
+    evaluate.parallel.average(v)  # data parallelism: the global v; this share's grad_x r gets 1 / W below
     v_norm = _norm(v)
     r = v_norm.square()
     if v_norm == 0:
@@ -165,9 +182,10 @@ def _hvp(evaluate: _Evaluation, difference: str, eps_scale: float | None) -> tup
             perturbed = evaluate(params)
         return _grads(perturbed, [evaluate.x])[0]
 
+    share = 1 / evaluate.parallel.world
     if difference == "central":
-        return loss.detach(), r, (grad_x_at(eps) - grad_x_at(-eps)) / eps
-    return loss.detach(), r, (grad_x_at(eps) - grad_x0) * (2 / eps)
+        return loss.detach(), r, (grad_x_at(eps) - grad_x_at(-eps)) * (share / eps)
+    return loss.detach(), r, (grad_x_at(eps) - grad_x0) * (2 * share / eps)
 
 
 def _fake_gradient(evaluate: _Evaluation, mode: str, difference: str, eps_scale: float | None
@@ -183,11 +201,11 @@ def _fake_gradient(evaluate: _Evaluation, mode: str, difference: str, eps_scale:
         warnings.warn(f"advas.mode=auto: exact double backward failed ({error}); using hvp", stacklevel=3)
         return ("hvp", *_hvp(evaluate, difference, eps_scale))
     approximate = _hvp(evaluate, difference, eps_scale)
-    cosine = _cosine(exact[2], approximate[2])
+    cosine = _cosine(exact[2], approximate[2], evaluate.parallel)
     if cosine >= AUTO_AGREEMENT:
         return ("hvp", *approximate)
     other = _hvp(evaluate, DIFFERENCES[1 - DIFFERENCES.index(difference)], None)
-    if _cosine(other[2], approximate[2]) >= AUTO_AGREEMENT:
+    if _cosine(other[2], approximate[2], evaluate.parallel) >= AUTO_AGREEMENT:
         warnings.warn(f"advas.mode=auto: exact double backward disagrees with both finite differences (cosine "
                       f"{cosine:.4f}): some operation has wrong higher derivatives; using hvp", stacklevel=3)
         return ("hvp", *approximate)
@@ -213,11 +231,12 @@ def _through_generator(fake: Tensor, grad_x: Tensor, generator: nn.Module) -> li
 
 
 def _evaluated_fake_gradient(adversary_loss: Callable[[Tensor], Tensor], fake: Tensor, discriminator: nn.Module,
-                             mode: str, difference: str, eps_scale: float | None) -> tuple[Any, tuple]:
+                             mode: str, difference: str, eps_scale: float | None,
+                             parallel: DataParallel = SINGLE) -> tuple[Any, tuple]:
     """Check the options, then (mode, L_adv, r, grad_x r) with the discriminator's buffers restored."""
     _check("mode", mode, MODES)
     _check("difference", difference, DIFFERENCES)
-    evaluate = _Evaluation(adversary_loss, discriminator, _samples(fake))
+    evaluate = _Evaluation(adversary_loss, discriminator, _samples(fake), parallel)
     try:
         return evaluate, _fake_gradient(evaluate, mode, difference, eps_scale)
     finally:
@@ -226,17 +245,19 @@ def _evaluated_fake_gradient(adversary_loss: Callable[[Tensor], Tensor], fake: T
 
 def advas_gradient(adversary_loss: Callable[[Tensor], Tensor], fake: Tensor, generator: nn.Module,
                    discriminator: nn.Module, *, mode: str = "auto", difference: str = "forward",
-                   eps_scale: float | None = None) -> AdvAsGradient:
+                   eps_scale: float | None = None, parallel: DataParallel = SINGLE) -> AdvAsGradient:
     """g_AdvAs = grad_theta r~ with r~ = ||grad_phi L~_adv||^2 on one minibatch (Eq. 10, 35).
 
     ``adversary_loss(x)`` is L_adv on the generator's samples x (real batch, penalties and their
     random draws inside); ``fake`` = G(z) with its graph. The discriminator's parameters, buffers
     and the random state after the call are as after one evaluation of L_adv. ``mode``:
     exact, hvp or auto (see the module docstring); pass ``result.mode`` next time to keep auto's
-    choice without checking again.
+    choice without checking again. Under data parallelism (``parallel``), ``fake`` is this process's
+    share, r is the global batch's (v averaged over the processes) and the gradient is this share's
+    contribution to the global g_AdvAs, which is their sum (``add_advas_gradient`` adds them).
     """
     evaluate, (mode, _, r, grad_x) = _evaluated_fake_gradient(adversary_loss, fake, discriminator, mode,
-                                                              difference, eps_scale)
+                                                              difference, eps_scale, parallel)
     return AdvAsGradient(_through_generator(fake, grad_x, generator), r, mode)
 
 
@@ -287,7 +308,7 @@ def _per_sample_terms(per_sample_loss: PerSampleLoss, discriminator: nn.Module, 
 def advas_gradient_unbiased(adversary_loss: Callable[[Tensor], Tensor], per_sample_loss: PerSampleLoss,
                             real: Tensor, fake: Tensor, generator: nn.Module, discriminator: nn.Module, *,
                             mode: str = "auto", difference: str = "forward", eps_scale: float | None = None,
-                            chunk_size: int | None = 8) -> AdvAsGradient:
+                            chunk_size: int | None = 8, parallel: DataParallel = SINGLE) -> AdvAsGradient:
     """g_AdvAs from the unbiased estimate of r (Appendix B, Eq. 15-18 with the variance's sign corrected):
 
         r^ = (N^2 ||g_bar||^2 - sum_n ||g_n||^2) / (N (N - 1)),   g_n = grad_phi g(phi, x1_n, x2_n)
@@ -309,10 +330,10 @@ def advas_gradient_unbiased(adversary_loss: Callable[[Tensor], Tensor], per_samp
         raise ValueError(f"advas.estimator=unbiased: the discriminator's {coupled[0]} couples the samples of a batch, "
                          "so L_adv has no per-sample terms; allowed: layers that treat samples independently")
     evaluate, (mode, loss, r_biased, grad_x) = _evaluated_fake_gradient(adversary_loss, fake, discriminator, mode,
-                                                                         difference, eps_scale)
+                                                                         difference, eps_scale, parallel)
     after = RandomState(fake.device)
     evaluate.random.restore()
-    u = torch.rand(n, device=fake.device, dtype=fake.dtype)  # the gradient penalty's first draws
+    u = parallel.draw(torch.rand, n, device=fake.device, dtype=fake.dtype)  # the gradient penalty's first draws
     after.restore()
     values, squares, grad_squares = _per_sample_terms(per_sample_loss, discriminator, fake.detach(), real.detach(),
                                                       u, chunk_size)
@@ -320,7 +341,10 @@ def advas_gradient_unbiased(adversary_loss: Callable[[Tensor], Tensor], per_samp
         raise ValueError(f"advas.estimator=unbiased: the per-sample losses average to {float(values.mean()):.6g} but "
                          f"L_adv is {float(loss):.6g}; L_adv has terms without a per-sample form (allowed: the "
                          "objective and the penalties)")
-    r = (n * r_biased - squares.sum() / n) / (n - 1)
+    total = squares.sum().reshape(1)
+    parallel.average([total])  # the mean over processes of their sums; times the processes: the global sum
+    n, total = n * parallel.world, total[0] * parallel.world
+    r = (n * r_biased - total / n) / (n - 1)
     grad_x = (n * grad_x - grad_squares / n) / (n - 1)
     return AdvAsGradient(_through_generator(fake, grad_x, generator), r.detach(), mode)
 
@@ -334,17 +358,24 @@ def advas_lambda(g_orig: list[Tensor], g_advas: list[Tensor]) -> Tensor:
 
 
 def add_advas_gradient(generator: nn.Module, advas: AdvAsGradient, *, lam: float | None = None,
-                       r_only: bool = False) -> dict[str, Any]:
+                       r_only: bool = False, parallel: DataParallel = SINGLE) -> dict[str, Any]:
     """.grad += lambda g_AdvAs (Eq. 8), or .grad = lambda g_AdvAs with ``r_only`` (Appendix C.3); the logs.
 
-    ``lam`` None: the heuristic of Eq. 11, from the gradient already in ``.grad`` (g_orig).
+    ``lam`` None: the heuristic of Eq. 11, from the gradient already in ``.grad`` (g_orig). Under data
+    parallelism both are made global first (g_orig averaged, g_AdvAs's shares summed), so that lambda
+    uses the global norms and every process holds the same gradient.
     """
     params = _parameters(generator)
     g_orig = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-    weight = advas_lambda(g_orig, advas.gradient) if lam is None else torch.tensor(float(lam))
+    g_advas = advas.gradient
+    if parallel.world > 1:
+        g_advas = [g.clone() for g in g_advas]
+        parallel.average([*g_orig, *g_advas])
+        torch._foreach_mul_(g_advas, float(parallel.world))
+    weight = advas_lambda(g_orig, g_advas) if lam is None else torch.tensor(float(lam))
     logs = {"advas/r": advas.r, "advas/lambda": weight, "advas/g_orig_norm": _norm(g_orig),
-            "advas/g_advas_norm": _norm(advas.gradient), "advas/exact": float(advas.mode == "exact")}
-    scaled = torch._foreach_mul(advas.gradient, float(weight))
+            "advas/g_advas_norm": _norm(g_advas), "advas/exact": float(advas.mode == "exact")}
+    scaled = torch._foreach_mul(g_advas, float(weight))
     for p, orig, step in zip(params, g_orig, scaled):
         p.grad = step if r_only else orig + step
     return logs
@@ -395,7 +426,8 @@ class AdvAs(Component):
         def adversary_loss(x: Tensor) -> Tensor:
             return trainer.adversary_loss(step.real, x, objective=objective)[0]
 
-        options = {"mode": self.mode, "difference": self.difference, "eps_scale": self.eps_scale}
+        options = {"mode": self.mode, "difference": self.difference, "eps_scale": self.eps_scale,
+                   "parallel": trainer.parallel}
         if self.estimator == "biased":
             advas = advas_gradient(adversary_loss, step.fake, trainer.generator, trainer.discriminator, **options)
         else:
@@ -403,7 +435,8 @@ class AdvAs(Component):
             advas = advas_gradient_unbiased(adversary_loss, per_sample, step.real, step.fake, trainer.generator,
                                             trainer.discriminator, chunk_size=self.chunk_size, **options)
         self.mode = advas.mode
-        return add_advas_gradient(trainer.generator, advas, lam=self.lam, r_only=self.r_only)
+        return add_advas_gradient(trainer.generator, advas, lam=self.lam, r_only=self.r_only,
+                                  parallel=trainer.parallel)
 
     def state_dict(self) -> dict[str, Any]:
         return {"mode": self.mode}
@@ -436,7 +469,6 @@ def _check_config(section: AdvAsConfig, config: Any, objective: Objective) -> No
 
 
 def _build(section: AdvAsConfig, context: BuildContext) -> Contribution:
-    context.refuse_several_processes("advas", "r would be each process's ||grad_phi L_adv||^2, not the global batch's")
     return Contribution(components=[AdvAs(**section.model_dump(exclude={"enabled"}))])
 
 
