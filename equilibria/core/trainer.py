@@ -10,6 +10,7 @@ L_adv = objective's adversary loss + the weighted penalty terms + the components
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -26,6 +27,7 @@ from equilibria.core.penalties import Penalty, clip_weights
 
 UPDATES = ("alternating", "simultaneous", "joint")
 NONFINITE = ("stop", "skip")
+PRECISIONS = ("fp32", "bf16")
 
 
 class Batches(Protocol):
@@ -85,6 +87,7 @@ class Trainer:
         nonfinite: str = "stop",
         max_skips: int = 10,
         parallel: DataParallel = SINGLE,
+        precision: str = "fp32",
     ):
         if update not in UPDATES:
             raise ValueError(f"update: got {update!r}; allowed: {', '.join(UPDATES)}")
@@ -104,6 +107,8 @@ class Trainer:
         if nonfinite == "skip" and update == "joint":
             raise ValueError("nonfinite='skip' needs an optimizer per player; a joint optimizer changes its own state "
                              "inside its step, which a skip cannot undo")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision: got {precision!r}; allowed: {', '.join(PRECISIONS)}")
         if max_skips < 1:
             raise ValueError(f"max_skips: got {max_skips}; allowed: an integer >= 1")
         self.generator = generator
@@ -122,6 +127,7 @@ class Trainer:
         self.ema = EMA(generator, ema) if ema > 0 else None
         self.nonfinite, self.max_skips = nonfinite, max_skips
         self.parallel = parallel
+        self.precision = precision
         self.monitor = FiniteMonitor()
         self.skips = {"total": 0, "in_a_row": 0}
         self._skipped: list[tuple[str, float]] = []  # (quantity, value) of this iteration's skipped updates
@@ -134,6 +140,18 @@ class Trainer:
     def noise(self, n: int) -> Tensor:
         """Latent codes for ``n`` samples of this process (drawn for the global batch: see ``parallel``)."""
         return self.parallel.draw(torch.randn, n, self.generator.latent_dim, device=self.device)
+
+    def _forward(self) -> contextlib.AbstractContextManager:
+        """Where the players' forward passes run: bf16 autocast with ``precision='bf16'``. Backward
+        passes, penalties, AdvAs, joint (CGD) updates and the methods' own updates stay in fp32."""
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16)
+
+    def _full_precision(self) -> contextlib.AbstractContextManager:
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, enabled=False)
 
     def real_batch(self) -> tuple[Tensor, Tensor]:
         """The next real batch, raw and as the adversary sees it (after the components' transforms)."""
@@ -150,8 +168,9 @@ class Trainer:
         d_real = self.discriminator(real) if d_real is None else d_real
         d_fake = self.discriminator(fake) if d_fake is None else d_fake
         parts = {"objective": (objective or self.objective).adversary_loss(d_real, d_fake)}
-        for penalty in self.penalties:
-            parts[penalty.name] = penalty(self.discriminator, real, fake, self.parallel)
+        with self._full_precision():  # a gradient norm in bf16 keeps about 3 digits
+            for penalty in self.penalties:
+                parts[penalty.name] = penalty(self.discriminator, real.float(), fake.float(), self.parallel)
         for component in self.components:
             parts.update(component.adversary_terms(self, real, fake, d_real, d_fake))
         total = parts["objective"] if len(parts) == 1 else torch.stack(list(parts.values())).sum()
@@ -196,7 +215,7 @@ class Trainer:
                     raise NonFiniteError(self.step, f"{owner} parameters", float(norm))
 
     def _outputs(self, real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor, dict[str, Any]]:
-        d_real, d_fake = self.discriminator(real), self.discriminator(fake)
+        d_real, d_fake = self.discriminator(real).float(), self.discriminator(fake).float()
         logs: dict[str, Any] = {}
         for component in self.components:
             logs.update(component.update_before_adversary(self, real, fake.detach(), d_real.detach(),
@@ -231,10 +250,11 @@ class Trainer:
 
     def _adversary_update(self, diagnostics: bool) -> tuple[Tensor, Tensor, dict[str, Any]]:
         raw, real = self.real_batch()
-        with torch.no_grad():
-            fake = self.generator(self.noise(real.shape[0]))
-        d_real, d_fake, logs = self._outputs(real, fake)
-        loss, parts = self.adversary_loss(real, fake, d_real, d_fake)
+        with self._forward():
+            with torch.no_grad():
+                fake = self.generator(self.noise(real.shape[0])).float()
+            d_real, d_fake, logs = self._outputs(real, fake)
+            loss, parts = self.adversary_loss(real, fake, d_real, d_fake)
         self.d_optimizer.zero_grad(set_to_none=True)
         loss.backward(inputs=self._d_params)
         self.parallel.average_gradients(self._d_params)
@@ -252,8 +272,9 @@ class Trainer:
 
     def _generator_update(self, real: Tensor, diagnostics: bool) -> dict[str, Any]:
         z = self.noise(self.batch_size)
-        fake = self.generator(z)
-        loss = self.objective.generator_loss(self._real_outputs(real), self.discriminator(fake))
+        with self._forward():
+            fake = self.generator(z).float()
+            loss = self.objective.generator_loss(self._real_outputs(real), self.discriminator(fake).float())
         logs: dict[str, Any] = {}
         if diagnostics:
             logs["grad_norm_fake"] = sample_gradient_norm(loss, fake)
@@ -274,7 +295,7 @@ class Trainer:
         if not self.objective.generator_uses_real:
             return None
         with torch.no_grad():
-            return self.discriminator(real)
+            return self.discriminator(real).float()
 
     def _adjust_generator_gradient(self, step: GeneratorStep) -> dict[str, Any]:
         logs: dict[str, Any] = {}
@@ -284,10 +305,11 @@ class Trainer:
 
     def _simultaneous_update(self, real: Tensor, diagnostics: bool) -> dict[str, Any]:
         z = self.noise(real.shape[0])
-        fake = self.generator(z)
-        d_real, d_fake, logs = self._outputs(real, fake)
-        loss_adv, parts = self.adversary_loss(real, fake, d_real, d_fake)
-        loss_gen = self.objective.generator_loss(d_real, d_fake)
+        with self._forward():
+            fake = self.generator(z).float()
+            d_real, d_fake, logs = self._outputs(real, fake)
+            loss_adv, parts = self.adversary_loss(real, fake, d_real, d_fake)
+            loss_gen = self.objective.generator_loss(d_real, d_fake)
         if diagnostics:
             logs["grad_norm_fake"] = sample_gradient_norm(loss_gen, fake)
         self.d_optimizer.zero_grad(set_to_none=True)

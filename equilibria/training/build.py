@@ -94,4 +94,5 @@ def build_trainer(config: Config, dataset: Dataset | None = None, parallel: Data
         nonfinite=config.train.nonfinite,
         max_skips=config.train.max_skips,
         parallel=parallel,
+        precision=config.train.precision,
     )

@@ -26,7 +26,7 @@ from pydantic.fields import FieldInfo
 from equilibria.core.objectives import OBJECTIVES, Objective
 from equilibria.core.optimizers import OptimizerConfig
 from equilibria.core.sections import Bool, ConfigError, Float, Int, Section, Str, option, section
-from equilibria.core.trainer import NONFINITE, UPDATES
+from equilibria.core.trainer import NONFINITE, PRECISIONS, UPDATES
 from equilibria.data import DATASETS, POINT_DATASETS
 from equilibria.methods import METHODS, Method
 from equilibria.models import ARCHITECTURES, INIT_SCHEMES
@@ -104,6 +104,8 @@ class TrainConfig(Section):
                                            "update (reads a flag every step; not with joint updates)")
     max_skips: Int = option(10, "nonfinite=skip: iterations in a row with a skipped update before the run stops",
                             ge=1)
+    precision: _one_of(PRECISIONS) = option("fp32", "bf16: the players' forward passes under bf16 autocast; "
+                                            "backward passes, penalties, AdvAs and joint (CGD) updates stay fp32")
 
 
 class EvalConfig(Section):

@@ -1,0 +1,56 @@
+"""bf16 autocast against fp32 on this CPU, per path (issue 12): ``Trainer.train_step`` of the same
+config in both precisions, interleaved in one process, medians; prints the ratio bf16 / fp32.
+
+    .venv/bin/python benchmarks/precision.py --threads 1
+
+Paths: the digits demo (non-saturating), WGAN-GP (the penalty stays fp32), and AdvAs (hvp; AdvAs
+stays fp32, so only the players' own forward passes change). Whether the CPU has bf16 units
+(avx512_bf16, amx_bf16 in /proc/cpuinfo) is printed: without them bf16 is emulated and slower.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from equilibria.training.build import build_trainer
+from equilibria.training.config import load_config
+
+PATHS = {
+    "plain": [],
+    "wgan-gp": ["objective=wgan", "penalties.gradient_penalty=10"],
+    "advas": ["objective=wgan", "penalties.gradient_penalty=10", "advas.enabled=true", "advas.mode=hvp"],
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=20, help="rounds of 5 iterations of each precision")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    units = [flag for flag in ("avx512_bf16", "amx_bf16") if flag in cpuinfo.split()]
+    print(f"bf16 units on this CPU: {', '.join(units) or 'none (bf16 is emulated)'}")
+    for name, extra in PATHS.items():
+        trainers = {p: build_trainer(load_config(None, [f"threads={args.threads}", f"train.precision={p}", *extra]))
+                    for p in ("fp32", "bf16")}
+        times: dict[str, list[float]] = {p: [] for p in trainers}
+        for trainer in trainers.values():
+            trainer.train_step()
+        for _ in range(args.rounds):
+            for precision, trainer in trainers.items():
+                for _ in range(5):
+                    start = time.perf_counter()
+                    trainer.train_step()
+                    times[precision].append(time.perf_counter() - start)
+        fp32, bf16 = statistics.median(times["fp32"]), statistics.median(times["bf16"])
+        print(f"{name:8s} fp32 {fp32 * 1e3:8.2f} ms  bf16 {bf16 * 1e3:8.2f} ms  ratio bf16/fp32 {bf16 / fp32:.2f}")
+
+
+if __name__ == "__main__":
+    main()
