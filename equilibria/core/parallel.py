@@ -100,7 +100,7 @@ class DataParallel:
 SINGLE = DataParallel()
 
 
-def from_environment(device: torch.device, timeout: float = 300.0) -> DataParallel:
+def from_environment(device: torch.device, timeout: float = 1800.0) -> DataParallel:
     """The process group torchrun describes (``WORLD_SIZE``, ``RANK``), started if needed: NCCL on
     GPUs, gloo on CPU; one process without torchrun. A collective that waits longer than ``timeout``
     seconds (a process died) raises instead of hanging."""
