@@ -31,12 +31,17 @@ Logs = dict[str, Any]
 
 @dataclass
 class GeneratorStep:
-    """What a generator update saw: latent codes, samples (with graph), the real batch, its loss."""
+    """What a generator update saw: latent codes, samples (with graph), the real batch, its loss.
+
+    A component that makes the generator's gradient global itself (averaged over the data-parallel
+    processes, as AdvAs must before its lambda) sets ``gradient_is_global``, and the trainer does not
+    average it again."""
 
     z: Tensor
     fake: Tensor
     real: Tensor
     loss: Tensor
+    gradient_is_global: bool = False
 
 
 class Component:

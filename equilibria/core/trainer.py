@@ -280,8 +280,10 @@ class Trainer:
             logs["grad_norm_fake"] = sample_gradient_norm(loss, fake)
         self.g_optimizer.zero_grad(set_to_none=True)
         loss.backward(inputs=self._g_params, retain_graph=bool(self.components))
-        logs.update(self._adjust_generator_gradient(GeneratorStep(z, fake, real, loss)))
-        self.parallel.average_gradients(self._g_params)
+        step = GeneratorStep(z, fake, real, loss)
+        logs.update(self._adjust_generator_gradient(step))
+        if not step.gradient_is_global:
+            self.parallel.average_gradients(self._g_params)
         norm = grad_norm(self._g_params)
         logs.update(loss_gen=loss, grad_norm_gen=norm)
         if self._skip("generator", loss, norm, logs):
@@ -316,8 +318,10 @@ class Trainer:
         self.g_optimizer.zero_grad(set_to_none=True)
         loss_adv.backward(inputs=self._d_params, retain_graph=True)
         loss_gen.backward(inputs=self._g_params, retain_graph=bool(self.components))
-        logs.update(self._adjust_generator_gradient(GeneratorStep(z, fake, real, loss_gen)))
-        self.parallel.average_gradients([*self._d_params, *self._g_params])
+        step = GeneratorStep(z, fake, real, loss_gen)
+        logs.update(self._adjust_generator_gradient(step))
+        self.parallel.average_gradients(self._d_params if step.gradient_is_global else [*self._d_params,
+                                                                                         *self._g_params])
         norm_adv, norm_gen = grad_norm(self._d_params), grad_norm(self._g_params)
         logs.update(loss_adv=loss_adv, loss_gen=loss_gen, grad_norm_adv=norm_adv, grad_norm_gen=norm_gen,
                     **{f"adv/{k}": v for k, v in parts.items()})

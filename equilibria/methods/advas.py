@@ -435,6 +435,7 @@ class AdvAs(Component):
             advas = advas_gradient_unbiased(adversary_loss, per_sample, step.real, step.fake, trainer.generator,
                                             trainer.discriminator, chunk_size=self.chunk_size, **options)
         self.mode = advas.mode
+        step.gradient_is_global = trainer.parallel.world > 1  # add_advas_gradient averaged it
         return add_advas_gradient(trainer.generator, advas, lam=self.lam, r_only=self.r_only,
                                   parallel=trainer.parallel)
 
