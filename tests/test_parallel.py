@@ -40,6 +40,10 @@ CASES = {
                     "advas.mode=exact"],
     "advas-unbiased": [*COMMON, *RING, "objective=wgan", "penalties.gradient_penalty=10", "advas.enabled=true",
                        "advas.mode=exact", "advas.estimator=unbiased"],
+    # dcgan8: BatchNorm in G; SGD, since the Linear's bias before BatchNorm has no gradient but rounding
+    # noise, which Adam would scale up to full steps (as for the lens below)
+    "batchnorm": [*COMMON, "generator.width=8", "discriminator.width=8", "optim.generator.name=sgd",
+                  "optim.adversary.name=sgd", "optim.generator.lr=0.01", "optim.adversary.lr=0.01"],
     "lens": [*COMMON, "data.image_size=28", "generator.arch=advas_mnist", "generator.width=4",
              "discriminator.width=4", "lens.enabled=true", "lens.width=4", "lens.blocks=1", "lens.lam=1.0",
              "objective=wgan",

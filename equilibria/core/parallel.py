@@ -10,20 +10,21 @@ Every random draw is made for the global batch on every process, from the same s
 process keeps its share: the latent codes, the data order and the gradient penalty's interpolation
 weights are those of a single process training the global batch, so that N processes equal one to
 float tolerance (the sum of N shard means is reduced in another order). Layers that couple the
-samples of a batch (BatchNorm) see only their shard, as under DDP; exact equality then needs
-synchronised statistics.
+samples of a batch (BatchNorm) see only their share, as under DDP, unless ``synchronise_batchnorm``
+makes them use the global batch's statistics.
 """
 
 from __future__ import annotations
 
 import datetime
 import os
+import types
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
-from torch import Tensor
+from torch import Tensor, nn
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,44 @@ class DataParallel:
 
 
 SINGLE = DataParallel()
+
+
+def synchronise_batchnorm(module: nn.Module) -> int:
+    """Make every BatchNorm layer of ``module`` normalise, in training, by the statistics of the global
+    batch: per-channel sums and sums of squares are all-reduced (differentiably, so gradients and
+    AdvAs's higher derivatives see the global batch), and the running statistics follow them.
+    PyTorch's SyncBatchNorm does this on GPUs only. The layers keep their parameters, buffers and
+    state-dict keys; evaluation mode is unchanged. Returns the number of layers changed."""
+    layers = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    for layer in layers:
+        if layer.momentum is None or not layer.track_running_stats:
+            raise ValueError(f"{type(layer).__name__}: momentum None or no running statistics is not supported "
+                             "with synchronised statistics")
+        layer.forward = types.MethodType(_global_batch_norm, layer)
+    return len(layers)
+
+
+def _global_batch_norm(layer: nn.modules.batchnorm._BatchNorm, x: Tensor) -> Tensor:
+    if not layer.training:
+        return type(layer).forward(layer, x)
+    from torch.distributed.nn.functional import all_reduce  # differentiable
+
+    dims = [0, *range(2, x.dim())]
+    channels = x.shape[1]
+    local = torch.cat([x.sum(dims), (x * x).sum(dims), x.new_full((1,), x.numel() / channels)])
+    total = all_reduce(local)
+    count = total[-1]
+    mean = total[:channels] / count
+    var = total[channels:2 * channels] / count - mean * mean
+    with torch.no_grad():
+        layer.running_mean.lerp_(mean.detach(), layer.momentum)
+        layer.running_var.lerp_((var * count / (count - 1)).detach(), layer.momentum)
+        layer.num_batches_tracked += 1
+    shape = (1, channels) + (1,) * (x.dim() - 2)
+    out = (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + layer.eps)
+    if layer.affine:
+        out = out * layer.weight.view(shape) + layer.bias.view(shape)
+    return out
 
 
 def from_environment(device: torch.device, timeout: float = 1800.0) -> DataParallel:

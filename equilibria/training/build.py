@@ -9,7 +9,7 @@ from torch import nn
 from equilibria.core import penalties as P
 from equilibria.core.method import BuildContext
 from equilibria.core.optimizers import build_optimizer
-from equilibria.core.parallel import SINGLE, DataParallel
+from equilibria.core.parallel import SINGLE, DataParallel, synchronise_batchnorm
 from equilibria.core.trainer import Trainer
 from equilibria.data import BatchSampler, Dataset, load_dataset
 from equilibria.models import build_discriminator, build_generator, init_weights
@@ -65,6 +65,9 @@ def build_trainer(config: Config, dataset: Dataset | None = None, parallel: Data
     generator, discriminator = build_networks(config, dataset.sample_shape)
     generator.to(device)
     discriminator.to(device)
+    if parallel.world > 1 and config.train.sync_batchnorm:
+        synchronise_batchnorm(generator)
+        synchronise_batchnorm(discriminator)
     objective = objective_of(config)
     context = BuildContext(generator, discriminator, objective, tuple(dataset.sample_shape), config.train.batch_size,
                            device, config.log.num_samples, parallel)

@@ -104,6 +104,8 @@ class TrainConfig(Section):
                                            "update (reads a flag every step; not with joint updates)")
     max_skips: Int = option(10, "nonfinite=skip: iterations in a row with a skipped update before the run stops",
                             ge=1)
+    sync_batchnorm: Bool = option(True, "on several processes, BatchNorm layers normalise by the global batch's "
+                                  "statistics (as one process would); false: each process's share")
     precision: _one_of(PRECISIONS) = option("fp32", "bf16: the players' forward passes under bf16 autocast; "
                                             "backward passes, penalties, AdvAs and joint (CGD) updates stay fp32")
 
