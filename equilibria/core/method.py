@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 from torch import nn
@@ -27,14 +27,7 @@ from equilibria.core.objectives import Objective
 from equilibria.core.parallel import SINGLE, DataParallel
 from equilibria.core.penalties import Penalty
 from equilibria.core.sections import MethodConfig
-
-
-class JointOptimizer(Protocol):
-    """Moves both players from one zero-sum loss: the generator minimises it, the adversary maximises."""
-
-    def step(self, loss: torch.Tensor) -> dict[str, Any]: ...
-    def state_dict(self) -> dict: ...
-    def load_state_dict(self, state: dict) -> None: ...
+from equilibria.core.trainer import JointOptimizer
 
 
 @dataclass(frozen=True)

@@ -48,10 +48,6 @@ class RunState:
         """The generator's weights: its EMA if the run kept one and ``use_ema``."""
         return self.trainer["ema"] if use_ema and "ema" in self.trainer else self.trainer["generator"]
 
-    @property
-    def has_ema(self) -> bool:
-        return "ema" in self.trainer
-
 
 def rng_state() -> dict[str, Any]:
     """The global random states as tensors and plain values (loadable with weights_only=True)."""
