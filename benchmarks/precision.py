@@ -1,5 +1,5 @@
-"""bf16 autocast against fp32 on this CPU, per path (issue 12): ``Trainer.train_step`` of the same
-config in both precisions, interleaved in one process, medians; prints the ratio bf16 / fp32.
+"""bf16 and fp16 autocast against fp32 on this CPU, per path (issue 12): ``Trainer.train_step`` of the
+same config in each precision, interleaved in one process, medians; prints the ratios to fp32.
 
     .venv/bin/python benchmarks/precision.py --threads 1
 
@@ -38,7 +38,7 @@ def main() -> None:
     print(f"bf16 units on this CPU: {', '.join(units) or 'none (bf16 is emulated)'}")
     for name, extra in PATHS.items():
         trainers = {p: build_trainer(load_config(None, [f"threads={args.threads}", f"train.precision={p}", *extra]))
-                    for p in ("fp32", "bf16")}
+                    for p in ("fp32", "bf16", "fp16")}
         times: dict[str, list[float]] = {p: [] for p in trainers}
         for trainer in trainers.values():
             trainer.train_step()
@@ -48,8 +48,9 @@ def main() -> None:
                     start = time.perf_counter()
                     trainer.train_step()
                     times[precision].append(time.perf_counter() - start)
-        fp32, bf16 = statistics.median(times["fp32"]), statistics.median(times["bf16"])
-        print(f"{name:8s} fp32 {fp32 * 1e3:8.2f} ms  bf16 {bf16 * 1e3:8.2f} ms  ratio bf16/fp32 {bf16 / fp32:.2f}")
+        median = {p: statistics.median(t) for p, t in times.items()}
+        print(f"{name:8s} fp32 {median['fp32'] * 1e3:8.2f} ms  " + "  ".join(
+            f"{p} {median[p] * 1e3:8.2f} ms ({median[p] / median['fp32']:.2f}x)" for p in ("bf16", "fp16")))
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from equilibria.core.penalties import Penalty, clip_weights
 
 UPDATES = ("alternating", "simultaneous", "joint")
 NONFINITE = ("stop", "skip")
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 class Batches(Protocol):
@@ -64,6 +64,22 @@ def sample_gradient_norm(loss: Tensor, samples: Tensor) -> Tensor:
     return grad.flatten(1).norm(dim=1).mean()
 
 
+def _compiled(module: nn.Module) -> nn.Module:
+    """``torch.compile(module)``, sharing its parameters.
+
+    Its graphs may be backpropagated through more than once (the trainer retains the generator
+    step's graph for components), which torch.compile's donated buffers forbid, so those are turned
+    off. Every compiled module runs through one wrapper frame, whose graphs (each network under each
+    grad mode and autocast state) would pass dynamo's default limit of 8 and silently run eager, so
+    the limit is raised to 64. Both settings are process-wide."""
+    import torch._dynamo.config
+    import torch._functorch.config
+
+    torch._functorch.config.donated_buffer = False
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
+    return torch.compile(module)
+
+
 class Trainer:
     """Holds the two players, their optimizers and the components, and runs iterations."""
 
@@ -88,6 +104,8 @@ class Trainer:
         max_skips: int = 10,
         parallel: DataParallel = SINGLE,
         precision: str = "fp32",
+        compile: bool = False,
+        channels_last: bool = False,
     ):
         if update not in UPDATES:
             raise ValueError(f"update: got {update!r}; allowed: {', '.join(UPDATES)}")
@@ -109,6 +127,9 @@ class Trainer:
                              "inside its step, which a skip cannot undo")
         if precision not in PRECISIONS:
             raise ValueError(f"precision: got {precision!r}; allowed: {', '.join(PRECISIONS)}")
+        if compile and update == "joint":
+            raise ValueError("compile: a joint update differentiates twice through both networks, which "
+                             "torch.compile does not support")
         if max_skips < 1:
             raise ValueError(f"max_skips: got {max_skips}; allowed: an integer >= 1")
         self.generator = generator
@@ -128,6 +149,16 @@ class Trainer:
         self.nonfinite, self.max_skips = nonfinite, max_skips
         self.parallel = parallel
         self.precision = precision
+        self.channels_last = channels_last
+        if channels_last:  # the convolutions' weights; the image batches follow in real_batch
+            generator.to(memory_format=torch.channels_last)
+            discriminator.to(memory_format=torch.channels_last)
+        # The players' forward passes of the objective, which are differentiated once, compiled; the
+        # penalties, AdvAs's r and the methods call the modules themselves, eager, since they
+        # differentiate twice (see _compiled).
+        self._generator_forward = _compiled(generator) if compile else generator
+        self._discriminator_forward = _compiled(discriminator) if compile else discriminator
+        # fp16: one loss scaler per player, since their losses and gradients differ by orders of magnitude
         self.monitor = FiniteMonitor()
         self.skips = {"total": 0, "in_a_row": 0}
         self._skipped: list[tuple[str, float]] = []  # (quantity, value) of this iteration's skipped updates
@@ -135,6 +166,10 @@ class Trainer:
         self._g_params = list(generator.parameters())
         self._d_params = list(discriminator.parameters())
         self.device = self._g_params[0].device
+        # fp16: a loss scaler per player, since their losses and gradients differ by orders of magnitude
+        self.scalers = ({player: torch.amp.GradScaler(self.device.type) for player in ("adversary", "generator")}
+                        if precision == "fp16" and update != "joint" else {})
+        self.overflows = {player: 0 for player in self.scalers}
 
     # -- pieces a component or a user may call -------------------------------------------------
     def noise(self, n: int) -> Tensor:
@@ -142,11 +177,11 @@ class Trainer:
         return self.parallel.draw(torch.randn, n, self.generator.latent_dim, device=self.device)
 
     def _forward(self) -> contextlib.AbstractContextManager:
-        """Where the players' forward passes run: bf16 autocast with ``precision='bf16'``. Backward
+        """Where the players' forward passes run: bf16 or fp16 autocast with ``precision``. Backward
         passes, penalties, AdvAs, joint (CGD) updates and the methods' own updates stay in fp32."""
         if self.precision == "fp32":
             return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return torch.autocast(self.device.type, dtype=torch.bfloat16 if self.precision == "bf16" else torch.float16)
 
     def _full_precision(self) -> contextlib.AbstractContextManager:
         if self.precision == "fp32":
@@ -156,6 +191,8 @@ class Trainer:
     def real_batch(self) -> tuple[Tensor, Tensor]:
         """The next real batch, raw and as the adversary sees it (after the components' transforms)."""
         raw = self.batches.next()
+        if self.channels_last and raw.dim() == 4:
+            raw = raw.contiguous(memory_format=torch.channels_last)
         real = raw
         for component in self.components:
             real = component.transform_real(real)
@@ -194,6 +231,8 @@ class Trainer:
             self.ema.update(self.generator)
         self.step += 1
         logs = {key: value.detach() if isinstance(value, Tensor) else value for key, value in logs.items()}
+        for player, count in self.overflows.items():  # dropped fp16 updates, the run's total
+            logs[f"fp16/overflows_{'adv' if player == 'adversary' else 'gen'}"] = float(count)
         self._count_skips(logs)
         self.monitor.record(self.step, logs)
         return logs
@@ -215,16 +254,67 @@ class Trainer:
                     raise NonFiniteError(self.step, f"{owner} parameters", float(norm))
 
     def _outputs(self, real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor, dict[str, Any]]:
-        d_real, d_fake = self.discriminator(real).float(), self.discriminator(fake).float()
+        d_real, d_fake = self._discriminator_forward(real).float(), self._discriminator_forward(fake).float()
         logs: dict[str, Any] = {}
         for component in self.components:
             logs.update(component.update_before_adversary(self, real, fake.detach(), d_real.detach(),
                                                           d_fake.detach()))
         return d_real, d_fake, logs
 
+    def _optimizer(self, player: str) -> torch.optim.Optimizer:
+        return self.d_optimizer if player == "adversary" else self.g_optimizer
+
+    def _backward(self, player: str, loss: Tensor, params: list[Tensor], retain_graph: bool = False) -> bool:
+        """The gradient of ``loss`` into the player's ``.grad``; whether it is already global.
+
+        In fp16 the loss is multiplied by the player's loss scale first; the scaled gradient is
+        averaged over the processes (so an overflow reaches every process) and then unscaled, so that
+        components and logs see the true gradient."""
+        scaler = self.scalers.get(player)
+        if scaler is None:
+            loss.backward(inputs=params, retain_graph=retain_graph)
+            return False
+        scaler.scale(loss).backward(inputs=params, retain_graph=retain_graph)
+        self.parallel.average_gradients(params)
+        scaler.unscale_(self._optimizer(player))
+        return True
+
+    def _overflowed(self, player: str, loss: Tensor, params: list[Tensor]) -> bool:
+        """In fp16: whether the scaled gradient overflowed (finite loss, non-finite gradient, loss scale
+        still >= 1); then the update is dropped and the scale halved. A gradient non-finite at a scale
+        below 1 is no overflow of the scaling: it goes to the non-finite checks like any other."""
+        scaler = self.scalers.get(player)
+        if scaler is None or bool(torch.isfinite(grad_norm(params)) | ~torch.isfinite(loss)) \
+                or scaler.get_scale() < 1:
+            return False
+        self.overflows[player] += 1
+        self._drop(player)
+        return True
+
+    def _drop(self, player: str) -> None:
+        """Leave the player unchanged this iteration (its loss scale is backed off if it overflowed)."""
+        self._optimizer(player).zero_grad(set_to_none=True)
+        if player in self.scalers:
+            self.scalers[player].update()
+
+    def _apply(self, player: str, loss: Tensor, norm: Tensor, logs: dict[str, Any]) -> None:
+        """The player's optimizer step, unless ``nonfinite='skip'`` drops it (see ``_skip``)."""
+        if self._skip(player, loss, norm, logs):
+            self._drop(player)
+            return
+        scaler = self.scalers.get(player)
+        if scaler is None:
+            self._optimizer(player).step()
+        else:
+            logs[f"fp16/scale_{'adv' if player == 'adversary' else 'gen'}"] = scaler.get_scale()
+            scaler.step(self._optimizer(player))
+            scaler.update()
+        if player == "adversary" and self.weight_clip > 0:
+            clip_weights(self.discriminator, self.weight_clip)
+
     def _skip(self, player: str, loss: Tensor, norm: Tensor, logs: dict[str, Any]) -> bool:
         """With ``nonfinite='skip'``: whether the player's loss or gradient is non-finite (a device
-        synchronisation); then its gradient is dropped and its quantities left out of ``logs``."""
+        synchronisation); then its quantities are left out of ``logs``."""
         if self.nonfinite != "skip" or bool(torch.isfinite(norm) & (torch.isfinite(loss) | (self.parallel.world > 1))):
             return False
         suffix = "adv" if player == "adversary" else "gen"
@@ -252,44 +342,41 @@ class Trainer:
         raw, real = self.real_batch()
         with self._forward():
             with torch.no_grad():
-                fake = self.generator(self.noise(real.shape[0])).float()
+                fake = self._generator_forward(self.noise(real.shape[0])).float()
             d_real, d_fake, logs = self._outputs(real, fake)
             loss, parts = self.adversary_loss(real, fake, d_real, d_fake)
         self.d_optimizer.zero_grad(set_to_none=True)
-        loss.backward(inputs=self._d_params)
-        self.parallel.average_gradients(self._d_params)
-        norm = grad_norm(self._d_params)
-        logs.update(loss_adv=loss, grad_norm_adv=norm, **{f"adv/{k}": v for k, v in parts.items()})
+        if not self._backward("adversary", loss, self._d_params):
+            self.parallel.average_gradients(self._d_params)
+        logs.update(loss_adv=loss, **{f"adv/{k}": v for k, v in parts.items()})
         if diagnostics:
             logs.update(output_statistics(d_real, d_fake))
-        if self._skip("adversary", loss, norm, logs):
-            self.d_optimizer.zero_grad(set_to_none=True)
+        if self._overflowed("adversary", loss, self._d_params):
             return raw, real, logs
-        self.d_optimizer.step()
-        if self.weight_clip > 0:
-            clip_weights(self.discriminator, self.weight_clip)
+        norm = grad_norm(self._d_params)
+        logs["grad_norm_adv"] = norm
+        self._apply("adversary", loss, norm, logs)
         return raw, real, logs
 
     def _generator_update(self, real: Tensor, diagnostics: bool) -> dict[str, Any]:
         z = self.noise(self.batch_size)
         with self._forward():
-            fake = self.generator(z).float()
-            loss = self.objective.generator_loss(self._real_outputs(real), self.discriminator(fake).float())
-        logs: dict[str, Any] = {}
+            fake = self._generator_forward(z).float()
+            loss = self.objective.generator_loss(self._real_outputs(real), self._discriminator_forward(fake).float())
+        logs: dict[str, Any] = {"loss_gen": loss}
         if diagnostics:
             logs["grad_norm_fake"] = sample_gradient_norm(loss, fake)
         self.g_optimizer.zero_grad(set_to_none=True)
-        loss.backward(inputs=self._g_params, retain_graph=bool(self.components))
         step = GeneratorStep(z, fake, real, loss)
+        step.gradient_is_global = self._backward("generator", loss, self._g_params, retain_graph=bool(self.components))
+        if self._overflowed("generator", loss, self._g_params):
+            return logs
         logs.update(self._adjust_generator_gradient(step))
         if not step.gradient_is_global:
             self.parallel.average_gradients(self._g_params)
         norm = grad_norm(self._g_params)
-        logs.update(loss_gen=loss, grad_norm_gen=norm)
-        if self._skip("generator", loss, norm, logs):
-            self.g_optimizer.zero_grad(set_to_none=True)
-            return logs
-        self.g_optimizer.step()
+        logs["grad_norm_gen"] = norm
+        self._apply("generator", loss, norm, logs)
         return logs
 
     def _real_outputs(self, real: Tensor) -> Tensor | None:
@@ -297,7 +384,7 @@ class Trainer:
         if not self.objective.generator_uses_real:
             return None
         with torch.no_grad():
-            return self.discriminator(real).float()
+            return self._discriminator_forward(real).float()
 
     def _adjust_generator_gradient(self, step: GeneratorStep) -> dict[str, Any]:
         logs: dict[str, Any] = {}
@@ -308,7 +395,7 @@ class Trainer:
     def _simultaneous_update(self, real: Tensor, diagnostics: bool) -> dict[str, Any]:
         z = self.noise(real.shape[0])
         with self._forward():
-            fake = self.generator(z).float()
+            fake = self._generator_forward(z).float()
             d_real, d_fake, logs = self._outputs(real, fake)
             loss_adv, parts = self.adversary_loss(real, fake, d_real, d_fake)
             loss_gen = self.objective.generator_loss(d_real, d_fake)
@@ -316,23 +403,26 @@ class Trainer:
             logs["grad_norm_fake"] = sample_gradient_norm(loss_gen, fake)
         self.d_optimizer.zero_grad(set_to_none=True)
         self.g_optimizer.zero_grad(set_to_none=True)
-        loss_adv.backward(inputs=self._d_params, retain_graph=True)
-        loss_gen.backward(inputs=self._g_params, retain_graph=bool(self.components))
+        adversary_is_global = self._backward("adversary", loss_adv, self._d_params, retain_graph=True)
         step = GeneratorStep(z, fake, real, loss_gen)
-        logs.update(self._adjust_generator_gradient(step))
-        self.parallel.average_gradients(self._d_params if step.gradient_is_global else [*self._d_params,
-                                                                                         *self._g_params])
-        norm_adv, norm_gen = grad_norm(self._d_params), grad_norm(self._g_params)
-        logs.update(loss_adv=loss_adv, loss_gen=loss_gen, grad_norm_adv=norm_adv, grad_norm_gen=norm_gen,
-                    **{f"adv/{k}": v for k, v in parts.items()})
+        step.gradient_is_global = self._backward("generator", loss_gen, self._g_params,
+                                                 retain_graph=bool(self.components))
+        logs.update(loss_adv=loss_adv, loss_gen=loss_gen, **{f"adv/{k}": v for k, v in parts.items()})
         if diagnostics:
             logs.update(output_statistics(d_real, d_fake))
-        if not self._skip("adversary", loss_adv, norm_adv, logs):
-            self.d_optimizer.step()
-            if self.weight_clip > 0:
-                clip_weights(self.discriminator, self.weight_clip)
-        if not self._skip("generator", loss_gen, norm_gen, logs):
-            self.g_optimizer.step()
+        adversary_moves = not self._overflowed("adversary", loss_adv, self._d_params)
+        if self._overflowed("generator", loss_gen, self._g_params):
+            step = None
+        else:
+            logs.update(self._adjust_generator_gradient(step))
+        self.parallel.average_gradients([*([] if adversary_is_global or not adversary_moves else self._d_params),
+                                         *([] if step is None or step.gradient_is_global else self._g_params)])
+        if adversary_moves:
+            logs["grad_norm_adv"] = grad_norm(self._d_params)
+            self._apply("adversary", loss_adv, logs["grad_norm_adv"], logs)
+        if step is not None:
+            logs["grad_norm_gen"] = grad_norm(self._g_params)
+            self._apply("generator", loss_gen, logs["grad_norm_gen"], logs)
         return logs
 
     def _joint_update(self, real: Tensor) -> dict[str, Any]:
@@ -360,6 +450,9 @@ class Trainer:
             "components": {c.name: c.state_dict() for c in self.components},
             "skips": dict(self.skips),
         }
+        if self.scalers:
+            state["scalers"] = {player: scaler.state_dict() for player, scaler in self.scalers.items()}
+            state["overflows"] = dict(self.overflows)
         for name in ("g_optimizer", "d_optimizer", "joint_optimizer", "ema"):
             if getattr(self, name) is not None:
                 state[name] = getattr(self, name).state_dict()
@@ -373,6 +466,11 @@ class Trainer:
         self.skips = dict(state.get("skips", {"total": 0, "in_a_row": 0}))
         for component in self.components:
             component.load_state_dict(state["components"][component.name])
+        if self.scalers and "scalers" not in state:
+            raise KeyError("checkpoint has no loss-scaler state, but this run trains in fp16")
+        for player, scaler in self.scalers.items():
+            scaler.load_state_dict(state["scalers"][player])
+            self.overflows[player] = state["overflows"][player]
         for name in ("g_optimizer", "d_optimizer", "joint_optimizer", "ema"):
             if getattr(self, name) is not None:
                 if name not in state:

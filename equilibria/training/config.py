@@ -106,8 +106,14 @@ class TrainConfig(Section):
                             ge=1)
     sync_batchnorm: Bool = option(True, "on several processes, BatchNorm layers normalise by the global batch's "
                                   "statistics (as one process would); false: each process's share")
-    precision: _one_of(PRECISIONS) = option("fp32", "bf16: the players' forward passes under bf16 autocast; "
-                                            "backward passes, penalties, AdvAs and joint (CGD) updates stay fp32")
+    precision: _one_of(PRECISIONS) = option("fp32", "bf16 or fp16: the players' forward passes under autocast, "
+                                            "fp16 with a loss scale per player; backward passes, penalties, AdvAs "
+                                            "and joint (CGD) updates stay fp32")
+    compile: Bool = option(False, "compile the players' forward passes with torch.compile (the first iterations "
+                           "pay for it); penalties, AdvAs's r and the methods' networks stay eager, since compiled "
+                           "graphs cannot be differentiated twice; not with joint (CGD) updates")
+    channels_last: Bool = option(False, "the players' convolution weights and the image batches in channels_last "
+                                 "memory format (faster on some machines: docs/BENCHMARKS.md)")
 
 
 class EvalConfig(Section):
@@ -427,6 +433,9 @@ def _check_core(config: Config) -> None:
                                            for m, _ in enabled_methods(config)):
         raise ConfigError(f"config key 'train.update': got 'joint' without a joint optimizer; allowed with a method "
                           f"that brings one ({', '.join(joint)}), e.g. {joint[0]}.enabled=true")
+    if train.compile and train.update == "joint":
+        raise ConfigError("config key 'train.compile': got true with train.update=joint; allowed: false (a joint "
+                          "update differentiates twice through both networks, which torch.compile does not support)")
     if train.nonfinite == "skip" and train.update == "joint":
         raise ConfigError("config key 'train.nonfinite': got 'skip' with train.update=joint; allowed: stop (a joint "
                           "optimizer changes its own state inside its step, which a skip cannot undo)")
