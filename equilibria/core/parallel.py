@@ -26,13 +26,17 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from equilibria.core.randomness import draw
+
 
 @dataclass(frozen=True)
 class DataParallel:
-    """This process's place among ``world`` processes (``rank`` 0 writes the run's files)."""
+    """This process's place among ``world`` processes (``rank`` 0 writes the run's files); ``device``
+    holds the buffers of collectives that take no tensor of the caller's (a GPU under NCCL)."""
 
     rank: int = 0
     world: int = 1
+    device: str = "cpu"
 
     @property
     def main(self) -> bool:
@@ -47,10 +51,31 @@ class DataParallel:
         size = batch.shape[0] // self.world
         return batch[self.rank * size:(self.rank + 1) * size]
 
-    def draw(self, draw: Callable[..., Tensor], n: int, *shape: int, **kwargs) -> Tensor:
-        """``draw(n * world, *shape)`` for the global batch, this process's share of it: every process
-        makes the same draws, so the random stream is a single process's."""
-        return self.part(draw(n * self.world, *shape, **kwargs))
+    def share(self, n: int) -> slice:
+        """This process's contiguous share of ``n`` items, as equal as they come (the first processes
+        take one more when ``n`` does not divide); ``concatenate`` puts the shares back in order."""
+        return slice(self.rank * n // self.world, (self.rank + 1) * n // self.world)
+
+    def concatenate(self, tensor: Tensor) -> Tensor:
+        """Every process's ``tensor`` (whose lengths may differ), concatenated in the processes' order
+        along dimension 0, on every process; not differentiable."""
+        if self.world == 1:
+            return tensor
+        sizes = [torch.zeros((), dtype=torch.long, device=self.device) for _ in range(self.world)]
+        dist.all_gather(sizes, torch.tensor(tensor.shape[0], device=self.device))
+        longest = max(int(size) for size in sizes)
+        padded = tensor.new_zeros((longest, *tensor.shape[1:]), device=self.device)
+        padded[:tensor.shape[0]] = tensor
+        parts = [torch.empty_like(padded) for _ in range(self.world)]
+        dist.all_gather(parts, padded)
+        return torch.cat([part[:int(size)] for part, size in zip(parts, sizes)]).to(tensor.device)
+
+    def draw(self, sample: Callable[..., Tensor], n: int, *shape: int, device: str | torch.device = "cpu",
+             dtype: torch.dtype = torch.float32) -> Tensor:
+        """``sample(n * world, *shape)`` for the global batch (from the CPU's stream, see
+        ``randomness.draw``), this process's share of it: every process makes the same draws, so the
+        random stream is a single process's."""
+        return self.part(draw(sample, n * self.world, *shape, device=device, dtype=dtype))
 
     def average(self, tensors: Sequence[Tensor]) -> None:
         """Replace each tensor by its mean over the processes, with one all_reduce of a flat buffer."""
@@ -93,7 +118,7 @@ class DataParallel:
         """Whether any process says ``flag`` (a stop request), agreed by all."""
         if self.world == 1:
             return flag
-        value = torch.tensor([float(flag)])
+        value = torch.tensor([float(flag)], device=self.device)
         dist.all_reduce(value, op=dist.ReduceOp.MAX)
         return bool(value.item())
 
@@ -141,12 +166,22 @@ def _global_batch_norm(layer: nn.modules.batchnorm._BatchNorm, x: Tensor) -> Ten
 
 def from_environment(device: torch.device, timeout: float = 1800.0) -> DataParallel:
     """The process group torchrun describes (``WORLD_SIZE``, ``RANK``), started if needed: NCCL on
-    GPUs, gloo on CPU; one process without torchrun. A collective that waits longer than ``timeout``
-    seconds (a process died) raises instead of hanging."""
+    GPUs (``device`` is this process's GPU, see ``local_device``), gloo on CPU; one process without
+    torchrun. A collective that waits longer than ``timeout`` seconds (a process died) raises instead
+    of hanging."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world == 1:
         return SINGLE
     if not dist.is_initialized():
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
         backend = "nccl" if device.type == "cuda" else "gloo"
         dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout))
-    return DataParallel(dist.get_rank(), dist.get_world_size())
+    return DataParallel(dist.get_rank(), dist.get_world_size(), str(device) if device.type == "cuda" else "cpu")
+
+
+def local_device(device: torch.device) -> torch.device:
+    """``cuda`` without an index is, under torchrun, this process's GPU: ``cuda:LOCAL_RANK``."""
+    if device.type == "cuda" and device.index is None and "LOCAL_RANK" in os.environ:
+        return torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+    return device

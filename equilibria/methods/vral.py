@@ -31,6 +31,7 @@ from equilibria.core.components import Component
 from equilibria.core.method import BuildContext, Contribution, Method
 from equilibria.core.objectives import Objective
 from equilibria.core.optimizers import OptimizerConfig, build_optimizer
+from equilibria.core.randomness import draw
 from equilibria.core.sections import Bool, ConfigError, Float, Int, MethodConfig, option
 
 ORDERS = ("sorted", "ordered")
@@ -73,7 +74,7 @@ def meta_discriminator_loss(meta: MetaDiscriminator, outputs: Tensor, mean: floa
     Gaussian batch is centred by its own mean too, so that M compares spread, not location: else it
     would tell the two apart by the mean alone and push the outputs' variance to zero.
     """
-    gaussian = torch.randn(draws, meta.batch_size, device=outputs.device, dtype=outputs.dtype) * std + mean
+    gaussian = draw(torch.randn, draws, meta.batch_size, device=outputs.device, dtype=outputs.dtype) * std + mean
     if centred:
         gaussian = gaussian - gaussian.mean(dim=-1, keepdim=True)
     return F.softplus(-meta(gaussian)).mean() + F.softplus(meta(outputs.detach()))

@@ -9,7 +9,7 @@ from torch import nn
 from equilibria.core import penalties as P
 from equilibria.core.method import BuildContext
 from equilibria.core.optimizers import build_optimizer
-from equilibria.core.parallel import SINGLE, DataParallel, synchronise_batchnorm
+from equilibria.core.parallel import SINGLE, DataParallel, local_device, synchronise_batchnorm
 from equilibria.core.trainer import Trainer
 from equilibria.data import BatchSampler, Dataset, load_dataset
 from equilibria.models import build_discriminator, build_generator, init_weights
@@ -17,7 +17,8 @@ from equilibria.training.config import Config, ConfigError, enabled_methods, obj
 
 
 def device_of(config: Config) -> torch.device:
-    device = torch.device(config.device)
+    """The config's device; ``cuda`` under torchrun is this process's GPU (``cuda:LOCAL_RANK``)."""
+    device = local_device(torch.device(config.device))
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"config key 'device': got {config.device!r}, but CUDA is not available; allowed: cpu")
     return device
@@ -98,4 +99,6 @@ def build_trainer(config: Config, dataset: Dataset | None = None, parallel: Data
         max_skips=config.train.max_skips,
         parallel=parallel,
         precision=config.train.precision,
+        compile=config.train.compile,
+        channels_last=config.train.channels_last,
     )
