@@ -31,6 +31,12 @@ RING = ["data.name=ring", "data.num_samples=1024", "generator.arch=mlp", "genera
 CASES = {
     "alternating": [*COMMON, *RING, "objective=wgan", "penalties.gradient_penalty=10", "train.n_adv=2"],
     "simultaneous": [*COMMON, *RING, "train.update=simultaneous", "penalties.r1=1.0"],
+    # evaluation during training on every process: uneven shares of the samples, features gathered
+    "eval-digits": [*COMMON, "generator.width=8", "discriminator.width=8", "eval.every=4", "eval.num_samples=101",
+                    "eval.metrics=fid,is,kid,pr", "eval.kid_subset_size=50", "eval.reference_size=200",
+                    "optim.generator.name=sgd", "optim.adversary.name=sgd"],  # SGD: as for batchnorm below
+    "eval-ring": [*COMMON, *RING, "eval.every=4", "eval.num_samples=99"],
+    "fp16": [*COMMON, *RING, "objective=wgan", "penalties.gradient_penalty=10", "train.precision=fp16"],
     "r3gan": [*COMMON, *RING, "r3gan.enabled=true", "r3gan.gamma=0.5"],
     "acgd": [*COMMON, *RING, "objective=wgan", "penalties.gradient_penalty=10", "cgd.enabled=true", "cgd.lr=1e-3"],
     "vral": [*COMMON, *RING, "objective=vral", "vral.enabled=true", "train.n_adv=2"],
@@ -84,6 +90,21 @@ def test_two_processes_equal_one(two_process_runs, case):
     assert_close_runs(two_process_runs / "two" / case, one)
     if case == "lens":
         assert (two_process_runs / "two" / case / "samples" / "lensed-step-00000008.png").exists()
+
+
+def test_evaluation_on_two_processes_logs_every_metric(two_process_runs):
+    # each process scores its share (the values equal one process's: test_two_processes_equal_one)
+    records = metrics(two_process_runs / "two" / "eval-digits")
+    assert {"eval/fid", "eval/is", "eval/kid", "eval/precision", "eval/recall"} <= set(records[-1])
+    assert "eval/modes" in metrics(two_process_runs / "two" / "eval-ring")[-1]
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 101, 128])
+@pytest.mark.parametrize("world", [1, 2, 3, 8])
+def test_the_shares_of_n_items_cover_them_once_in_order(n, world):
+    shares = [DataParallel(rank, world).share(n) for rank in range(world)]
+    assert [i for share in shares for i in range(n)[share]] == list(range(n))
+    assert max(len(range(n)[s]) for s in shares) - min(len(range(n)[s]) for s in shares) <= 1
 
 
 def test_only_the_first_process_writes(two_process_runs):

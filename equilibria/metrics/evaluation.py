@@ -26,6 +26,10 @@ with ``seed`` (the global random state is untouched, and the codes do not depend
 ``batch_size``), the generator in eval mode under ``no_grad`` (its mode restored afterwards).
 Reference features are those of the first ``reference_size`` images of the dataset, as stored
 (uint8), cached on disk (``equilibria.metrics.cache``).
+
+Under data parallelism (``parallel``), each process generates and extracts the features of its
+contiguous share of the samples (the same latent codes as one process), the features are gathered
+in order, and every process computes the same scores: one process's value, to float tolerance.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from equilibria.core.parallel import SINGLE, DataParallel
 from equilibria.data import Dataset
 from equilibria.metrics.cache import Reference, cached_reference, data_hash, reference_key, reference_path
 from equilibria.metrics.classifier import CLASSIFIER_DATASETS, classifier_extractor
@@ -102,11 +107,13 @@ def _check_metrics(metrics, reference: Dataset) -> tuple[str, ...]:
     return metrics
 
 
-def generated_batches(generator: nn.Module, num_samples: int, batch_size: int, seed: int) -> Iterator[Tensor]:
-    """Batches of samples from latent codes seeded with ``seed``, in eval mode under no_grad."""
+def generated_batches(generator: nn.Module, num_samples: int, batch_size: int, seed: int,
+                      share: slice = slice(None)) -> Iterator[Tensor]:
+    """Batches of samples from latent codes seeded with ``seed`` (those of ``share`` of the
+    ``num_samples``), in eval mode under no_grad."""
     parameter = next(generator.parameters(), None)
     device = parameter.device if parameter is not None else torch.device("cpu")
-    z = torch.randn(num_samples, generator.latent_dim, generator=torch.Generator().manual_seed(seed))
+    z = torch.randn(num_samples, generator.latent_dim, generator=torch.Generator().manual_seed(seed))[share]
     was_training = generator.training
     generator.eval()
     try:
@@ -118,8 +125,8 @@ def generated_batches(generator: nn.Module, num_samples: int, batch_size: int, s
 
 
 def _samples(source: nn.Module | Tensor, reference: Dataset, num_samples: int | None, batch_size: int,
-             seed: int) -> Tensor | Iterator[Tensor]:
-    """The source's samples: a tensor, or an iterator of generated batches."""
+             seed: int, parallel: DataParallel) -> Tensor | Iterator[Tensor]:
+    """This process's share of the source's samples: a tensor, or an iterator of generated batches."""
     if isinstance(source, Tensor):
         if tuple(source.shape[1:]) != reference.sample_shape:
             raise ValueError(f"source: samples of shape {tuple(source.shape[1:])}; allowed: {reference.name}'s "
@@ -127,7 +134,7 @@ def _samples(source: nn.Module | Tensor, reference: Dataset, num_samples: int | 
         if num_samples is not None and num_samples != len(source):
             raise ValueError(f"num_samples: got {num_samples} with a tensor of {len(source)} samples; "
                              "allowed: None or the tensor's size")
-        return source.detach()
+        return source.detach()[parallel.share(len(source))]
     if not isinstance(source, nn.Module) or not hasattr(source, "latent_dim"):
         raise TypeError(f"source: got {type(source).__name__}; allowed: a generator module with latent_dim, "
                         "or a tensor of samples")
@@ -138,7 +145,7 @@ def _samples(source: nn.Module | Tensor, reference: Dataset, num_samples: int | 
     if out_shape is not None and tuple(out_shape) != reference.sample_shape:
         raise ValueError(f"source: the generator makes samples of shape {tuple(out_shape)}; allowed: "
                          f"{reference.name}'s sample shape {reference.sample_shape}")
-    return generated_batches(source, num_samples, batch_size, seed)
+    return generated_batches(source, num_samples, batch_size, seed, parallel.share(num_samples))
 
 
 def reference_features(reference: Dataset, extractor, *, size: int | None = None, split: str | None = None,
@@ -170,7 +177,8 @@ def evaluate(source: nn.Module | Tensor, reference: Dataset, metrics=None, extra
              seed: int = 0, value_range: tuple[float, float] | None = None, progress: bool = True,
              device: str | torch.device | None = None, data_root: str | Path | None = None,
              data_split: str = "train", cache_dir: str | Path | None = None, is_splits: int = 10,
-             kid_subsets: int = 100, kid_subset_size: int = 1000, pr_k: int = 3) -> dict[str, float]:
+             kid_subsets: int = 100, kid_subset_size: int = 1000, pr_k: int = 3,
+             parallel: DataParallel = SINGLE) -> dict[str, float]:
     """Scores of ``source`` (a generator, or samples (N, *sample_shape)) against ``reference``.
 
     ``value_range`` is where float samples lie (default: the generator's ``output_range``, else
@@ -178,19 +186,21 @@ def evaluate(source: nn.Module | Tensor, reference: Dataset, metrics=None, extra
     "inception" or None (the dataset's default, see :func:`default_extractor`, which also takes
     ``data_root``, ``data_split`` and ``cache_dir``); 2-D points take none. ``num_samples`` is the
     number of generated samples (None: 10000; a tensor is used whole); ``reference_size`` the
-    number of reference images (default all, at most 10000).
+    number of reference images (default all, at most 10000). Under data parallelism every process
+    calls it with its ``parallel``, and each gets the scores.
     """
     metrics = _check_metrics(metrics, reference)
     if batch_size < 1:
         raise ValueError(f"batch_size: got {batch_size}; allowed: an integer >= 1")
     if value_range is None:
         value_range = getattr(source, "output_range", None) or (-1.0, 1.0)
-    samples = _samples(source, reference, num_samples, batch_size, seed)
+    samples = _samples(source, reference, num_samples, batch_size, seed, parallel)
     if reference.kind == "points":
         if extractor is not None:
             raise ValueError(f"extractor: {reference.name} is a 2-D points dataset, scored on the points "
                              f"themselves; allowed: None")
-        points = samples if isinstance(samples, Tensor) else torch.cat([batch.cpu() for batch in samples])
+        points = parallel.concatenate(samples if isinstance(samples, Tensor)
+                                      else torch.cat([batch.cpu() for batch in samples]))
         coverage = mixture_coverage(points, reference.centers, reference.std)
         return {"modes": float(coverage.modes_covered), "high_quality": coverage.high_quality}
     if extractor is None or isinstance(extractor, str):
@@ -206,7 +216,7 @@ def evaluate(source: nn.Module | Tensor, reference: Dataset, metrics=None, extra
 
     with_logits = "is" in metrics or stacked_modes
     out = extract_features(extractor, samples, batch_size, device, progress, logits=with_logits)
-    features, logits = out if with_logits else (out, None)
+    features, logits = (parallel.concatenate(t) for t in out) if with_logits else (parallel.concatenate(out), None)
     results: dict[str, float] = {}
     ref = None
     if {"fid", "kid", "pr"} & set(metrics):

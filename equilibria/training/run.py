@@ -179,6 +179,12 @@ def train(config: Config, run_dir: str | Path | None = None, *, resume: bool = F
                 print(f"equilibria: removed {orphan}, left by a write that was cut short", file=sys.stderr)
         write_atomically(run_dir / "config.yaml",
                          lambda handle: handle.write(yaml.safe_dump(to_dict(config), sort_keys=False).encode()))
+        batch = config.train.batch_size
+        processes = (f"{parallel.world} processes ({torch.distributed.get_backend()}), {batch // parallel.world} of "
+                     f"each global batch of {batch}" if parallel.world > 1 else f"1 process, batch {batch}")
+        print(f"equilibria: {'resuming' if resume else 'training'} {run_dir} from step {trainer.step} to "
+              f"{config.train.steps} on {processes}, {trainer.device}, {config.train.precision}"
+              + (", compiled" if config.train.compile else ""), flush=True)
     log = RunLog(run_dir, config.log.tensorboard, resume_step, enabled=parallel.main)
     z_fixed = fixed_noise(trainer, config.log.num_samples * (16 if dataset.kind == "points" else 1), config.seed)
     real_points = dataset.data[:len(z_fixed)] if dataset.kind == "points" else None
@@ -209,15 +215,24 @@ def train(config: Config, run_dir: str | Path | None = None, *, resume: bool = F
         return path
 
     evaluate_generator = None
-    if config.eval.every and parallel.main:
+    if config.eval.every:
         from equilibria.metrics.evaluation import evaluator
 
         e = config.eval
-        evaluate_generator = evaluator(
-            dataset, e.metrics.split(",") if e.metrics else None, e.extractor, num_samples=e.num_samples,
-            value_range=value_range, data_root=config.data.root, data_split=config.data.split,
-            progress=config.log.progress, batch_size=e.batch_size, seed=e.seed, reference_size=e.reference_size,
-            kid_subset_size=e.kid_subset_size, device=trainer.device)
+
+        def build_evaluator():
+            return evaluator(
+                dataset, e.metrics.split(",") if e.metrics else None, e.extractor, num_samples=e.num_samples,
+                value_range=value_range, data_root=config.data.root, data_split=config.data.split,
+                progress=config.log.progress and parallel.main, batch_size=e.batch_size, seed=e.seed,
+                reference_size=e.reference_size, kid_subset_size=e.kid_subset_size, device=trainer.device,
+                parallel=parallel)
+
+        # the first process trains the classifier and extracts the reference features into the caches,
+        # the others read them there
+        evaluate_generator = build_evaluator() if parallel.main else None
+        parallel.broadcast(None)
+        evaluate_generator = evaluate_generator or build_evaluator()
 
     steps = config.train.steps
     bar = tqdm(total=steps, initial=trainer.step, disable=not (config.log.progress and parallel.main), desc="train",
