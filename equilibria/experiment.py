@@ -10,23 +10,22 @@ An experiment file (YAML, safe loader)::
       baseline-nadv5: {config: configs/advas-mnist-wgangp-nadv5.yaml, set: [train.n_adv=5]}
 
 Each run goes to ``OUT/<group>/s<seed>`` and is trained in a subprocess (``jobs`` at a time, each
-with ``threads`` torch threads); a finished run is skipped and an interrupted one resumed, so the
+with ``threads`` torch threads), or as a submitit job on SLURM (``equilibria.launch``), on one
+process or several under torchrun; a finished run is skipped and an interrupted one resumed, so the
 same command continues an experiment. The report is ``OUT/report.md`` with one PNG of curves per
 metric (against iterations and wall-clock time) and a table of best values.
 """
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from equilibria import report
-from equilibria.training import checkpoint
+from equilibria.launch import LAUNCHERS, RunTask, run_locally, run_with_submitit
 from equilibria.training.config import ConfigError, load_config
 
 
@@ -83,18 +82,19 @@ def load_experiment(path: str | Path) -> Experiment:
     return Experiment(groups, seeds, overrides, _strings(metrics, "metrics"))
 
 
-def _state(run_dir: Path, steps: int) -> str:
-    """'done', 'partial' or 'new'."""
-    found = checkpoint.checkpoints(run_dir / "checkpoints")
-    if not found:
-        return "new"
-    return "done" if checkpoint.step_of(found[-1]) >= steps else "partial"
-
-
 def run_experiment(experiment: Experiment, out: Path, *, jobs: int = 1, threads: int = 1,
-                   extra: list[str] | None = None) -> dict[str, list[Path]]:
-    """Train every (group, seed) that is not finished; return the run directories by group."""
-    tasks, runs = [], {}
+                   extra: list[str] | None = None, processes: int = 1, launcher: str = "local",
+                   cluster: dict[str, Any] | None = None) -> dict[str, list[Path]]:
+    """Train every (group, seed) that is not finished; return the run directories by group.
+
+    ``launcher``: "local" (subprocesses here, ``jobs`` at a time), "slurm" or "submitit-local"
+    (submitit jobs, all submitted at once; ``cluster`` adds submitit parameters such as
+    ``timeout_min`` or ``slurm_partition``). ``processes`` > 1 trains each run under torchrun."""
+    if launcher not in LAUNCHERS:
+        raise ConfigError(f"launcher: got {launcher!r}; allowed: {', '.join(LAUNCHERS)}")
+    if processes < 1:
+        raise ConfigError(f"processes: got {processes}; allowed: an integer >= 1 (processes per run)")
+    tasks, runs, gpus = [], {}, 0
     for name, group in experiment.groups.items():
         runs[name] = []
         for seed in experiment.seeds:
@@ -102,32 +102,22 @@ def run_experiment(experiment: Experiment, out: Path, *, jobs: int = 1, threads:
             runs[name].append(run_dir)
             overrides = [*experiment.overrides, *group.overrides, *(extra or []), f"seed={seed}",
                          f"threads={threads}", "log.progress=false"]
-            steps = load_config(group.config, overrides).train.steps
-            state = _state(run_dir, steps)
-            if state == "new":
-                command = ["train", str(group.config), "--run-dir", str(run_dir)]
-                command += [a for o in overrides for a in ("--set", o)]
-            elif state == "partial":
-                command = ["resume", str(run_dir), "--set", f"train.steps={steps}"]
+            config = load_config(group.config, overrides)
+            if config.train.batch_size % processes:
+                raise ConfigError(f"processes: got {processes} for {name} (train.batch_size="
+                                  f"{config.train.batch_size}); allowed: a divisor of the batch size")
+            gpus = processes if config.device.startswith("cuda") else gpus
+            task = RunTask(f"{name}/s{seed}", run_dir, group.config, overrides, config.train.steps, processes)
+            if task.state() == "done":
+                print(f"{task.label}: done", flush=True)
             else:
-                print(f"{name}/s{seed}: done", flush=True)
-                continue
-            tasks.append((f"{name}/s{seed}", run_dir, command))
-
-    def execute(task: tuple[str, Path, list[str]]) -> None:
-        label, run_dir, command = task
-        run_dir.mkdir(parents=True, exist_ok=True)
-        print(f"{label}: {command[0]} ...", flush=True)
-        with (run_dir / "stdout.log").open("a") as log:
-            result = subprocess.run([sys.executable, "-m", "equilibria.cli.main", *command], stdout=log,
-                                    stderr=subprocess.STDOUT)
-        if result.returncode != 0:
-            raise RuntimeError(f"{label} failed (exit {result.returncode}): see {run_dir / 'stdout.log'}")
-        print(f"{label}: finished", flush=True)
-
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        for future in [pool.submit(execute, task) for task in tasks]:
-            future.result()
+                tasks.append(task)
+    if launcher == "local":
+        run_locally(tasks, jobs)
+    elif tasks:
+        parameters = {"name": f"equilibria-{out.name}", "tasks_per_node": 1, "cpus_per_task": processes * threads,
+                      "gpus_per_node": gpus, **(cluster or {})}
+        run_with_submitit(tasks, out / "submitit", launcher.removeprefix("submitit-"), parameters)
     return runs
 
 

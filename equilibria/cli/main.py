@@ -13,6 +13,7 @@ from equilibria.cli import classifier as classifier_cli
 from equilibria.cli import evaluate as evaluate_cli
 from equilibria.cli import game
 from equilibria.data import DownloadError
+from equilibria.launch import LAUNCHERS
 from equilibria.training.config import ConfigError, config_reference, load_config, to_dict
 
 EXAMPLES = """examples:
@@ -65,7 +66,21 @@ def _experiment(args: argparse.Namespace) -> None:
     if args.report_only:
         runs = {name: [out / name / f"s{seed}" for seed in experiment.seeds] for name in experiment.groups}
     else:
-        runs = run_experiment(experiment, out, jobs=args.jobs, threads=args.threads, extra=args.set)
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise ConfigError("equilibria experiment under torchrun: got WORLD_SIZE="
+                              f"{os.environ['WORLD_SIZE']}; allowed: one process, with --processes N to train "
+                              "each run on N processes (the experiment starts torchrun for each run)")
+        cluster = {"timeout_min": args.timeout_min} if args.timeout_min else {}
+        if args.partition:
+            cluster["slurm_partition"] = args.partition
+        for option in args.slurm:
+            key, sep, value = option.partition("=")
+            if not sep or not key:
+                raise ConfigError(f"--slurm: got {option!r}; allowed: KEY=VALUE, a submitit slurm parameter "
+                                  "without its slurm_ prefix (e.g. account=abc, qos=normal)")
+            cluster[f"slurm_{key}"] = yaml.safe_load(value)
+        runs = run_experiment(experiment, out, jobs=args.jobs, threads=args.threads, extra=args.set,
+                              processes=args.processes, launcher=args.launcher, cluster=cluster)
     print(f"report written to {write_report(runs, experiment.metrics, out, Path(args.file).stem)}")
 
 
@@ -129,6 +144,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="directory of the runs and the report (default: runs/<file name>)")
     p.add_argument("--jobs", type=int, default=1, help="runs trained at the same time (default 1)")
     p.add_argument("--threads", type=int, default=1, help="torch threads per run (default 1)")
+    p.add_argument("--processes", type=int, default=1,
+                   help="processes per run: > 1 trains each run under torchrun on one machine (default 1)")
+    p.add_argument("--launcher", choices=LAUNCHERS, default="local",
+                   help="local: subprocesses here, --jobs at a time (default); slurm: a submitit job per run "
+                        "(requeued and resumed on preemption or timeout); submitit-local: the same jobs, "
+                        "all at once on this machine")
+    p.add_argument("--timeout-min", type=int, help="submitit launchers: each job's time limit in minutes")
+    p.add_argument("--partition", help="slurm launcher: the partition")
+    p.add_argument("--slurm", action="append", default=[], metavar="KEY=VALUE",
+                   help="slurm launcher: another submitit slurm parameter, e.g. --slurm account=abc (repeatable)")
     p.add_argument("--report-only", action="store_true", help="only (re)write the report from existing runs")
     with_overrides(p)
     p.set_defaults(func=_experiment)
