@@ -71,15 +71,18 @@ def competitive_update(grad_x: Tensor, grad_y: Tensor, step_x: Tensor, step_y: T
         raise ValueError(f"solve_for: got {solve_for!r}; allowed: x, y")
     root = a_a.sqrt()
 
+    # In-place arithmetic on the products' fresh outputs: each temporary is a copy of a player's
+    # parameters at the step's memory peak (docs/BENCHMARKS.md).
     def matvec(p: Tensor) -> tuple[Tensor, Tensor]:
         cross = d_ba(root * p)  # D_ba A_a^1/2 p, which CG carries along to D_ba A_a^1/2 s
-        return p + root * d_ab(a_b * cross), cross
+        return d_ab(a_b * cross).mul_(root).add_(p), cross
 
-    rhs = root * (g_a + sign_b * d_ab(a_b * g_b))
+    rhs = d_ab(a_b * g_b).mul_(sign_b).add_(g_a).mul_(root)
     result = conjugate_gradient(matvec, rhs, warm_start, tol=tol, atol=atol, max_iter=max_iter)
+    del rhs
     cross = result.image if result.image is not None else torch.zeros_like(g_b)
-    delta_a = sign_a * root * result.solution
-    delta_b = sign_b * a_b * (g_b + sign_a * cross)
+    delta_a = result.solution.mul(root).mul_(sign_a)
+    delta_b = cross.mul_(sign_a).add_(g_b).mul_(a_b).mul_(sign_b)
     delta_x, delta_y = (delta_a, delta_b) if solve_for == "x" else (delta_b, delta_a)
     return CompetitiveUpdate(delta_x, delta_y, result.solution, result.iterations, result.residual, result.converged)
 
@@ -277,8 +280,9 @@ class ACGD(CGD):
         correction = 1 - beta ** t
         sizes, moments = [], {}
         for key, grad, lr in (("sq_avg_min", grad_x, h["lr_min"]), ("sq_avg_max", grad_y, h["lr_max"])):
-            avg = self.state[key]
-            avg = torch.zeros_like(grad) if avg is None else avg
-            moments[key] = avg.mul(beta).addcmul_(grad, grad, value=1 - beta)
-            sizes.append(lr / moments[key].div(correction).sqrt_().add_(h["eps"]))
+            avg = self.state[key]  # a new tensor, not updated in place: a refused step keeps the old state
+            moments[key] = (torch.addcmul(grad.new_zeros(()), grad, grad, value=1 - beta) if avg is None
+                            else avg.mul(beta).addcmul_(grad, grad, value=1 - beta))
+            # lr / (sqrt(v / correction) + eps) in one buffer: a copy of the parameters less at the peak
+            sizes.append(moments[key].div(correction).sqrt_().add_(h["eps"]).reciprocal_().mul_(lr))
         return sizes[0], sizes[1], moments

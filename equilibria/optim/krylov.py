@@ -84,6 +84,7 @@ def conjugate_gradient(matvec: MatVec, b: Tensor, x0: Tensor | None = None, *, t
             image = lp.mul(alpha) if image is None else image.add_(lp, alpha=alpha)
         rr, rr_old = torch.dot(r, r).item(), rr
         p.mul_(rr / rr_old).add_(r)
+        del ap, lp  # not alive during the next product: a copy of both players less at the peak
         iterations += 1
     residual = math.sqrt(rr)
     return SolveResult(x, iterations, residual / b_norm, residual <= threshold, image)
