@@ -161,3 +161,29 @@ def _cmdline(pid: str) -> str:
 def test_a_batch_that_does_not_split_is_refused():
     with pytest.raises(ConfigError, match="'train.batch_size': got 33 on 2 processes; allowed: a multiple of 2"):
         build_trainer(load_config(None, ["train.batch_size=33"]), parallel=DataParallel(rank=0, world=2))
+
+
+def test_sigterm_to_torchrun_checkpoints_every_process_and_the_run_resumes(tmp_path):
+    steps = ["train.steps=300", "log.every=1", "log.checkpoint_every=1000", "log.sample_every=1000"]
+    options = [*CASES["alternating"], *steps]
+    run = tmp_path / "stopped"
+    args = [TORCHRUN, "--nproc_per_node=2", "--standalone", "-m", "equilibria", "train", "--run-dir", str(run),
+            *[a for o in options for a in ("--set", o)]]
+    process = subprocess.Popen(args, env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"},
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (run / "metrics.jsonl").exists():
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)  # torchrun passes it on to both processes
+    try:
+        _, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode != 0
+    assert err.count("stopped by SIGTERM after step") == 2, err[-3000:]  # each process stopped cleanly
+    stopped_at = int(err.split("stopped by SIGTERM after step ")[1].split()[0])
+    assert 0 < stopped_at < 300 and (run / "checkpoints" / f"step-{stopped_at:08d}.pt").exists()
+    done = torchrun("-m", "equilibria", "resume", str(run))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert_close_runs(run, train(load_config(None, options), tmp_path / "uninterrupted"))
