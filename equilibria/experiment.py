@@ -8,12 +8,19 @@ An experiment file (YAML, safe loader)::
     groups:
       advas: {config: configs/advas-mnist-wgangp-advas.yaml}
       baseline-nadv5: {config: configs/advas-mnist-wgangp-nadv5.yaml, set: [train.n_adv=5]}
+    baseline: baseline-nadv5                                   # each group against it, in the report
+    scales:                                                    # --scale NAME (--quick: quick)
+      quick: {set: [train.steps=20], seeds: [0, 1]}
+      paper: {set: [train.steps=40000, generator.width=64]}
 
 Each run goes to ``OUT/<group>/s<seed>`` and is trained in a subprocess (``jobs`` at a time, each
 with ``threads`` torch threads), or as a submitit job on SLURM (``equilibria.launch``), on one
 process or several under torchrun; a finished run is skipped and an interrupted one resumed, so the
 same command continues an experiment. The report is ``OUT/report.md`` with one PNG of curves per
-metric (against iterations and wall-clock time) and a table of best values.
+metric (against iterations and wall-clock time), a table of best and final values with 95%
+intervals over seeds and, with a ``baseline``, each group's difference from it with its interval,
+Welch's t-test and a verdict (``equilibria.statistics``). Every group starts from the same initial
+weights for a given seed (the networks are built from the seed before any method's).
 """
 
 from __future__ import annotations
@@ -41,6 +48,8 @@ class Experiment:
     seeds: list[int]
     overrides: list[str]
     metrics: list[str]
+    baseline: str | None = None
+    scales: dict[str, list[str]] = field(default_factory=dict)
 
 
 def _strings(value, key: str) -> list[str]:
@@ -51,15 +60,34 @@ def _strings(value, key: str) -> list[str]:
     return value
 
 
-def load_experiment(path: str | Path) -> Experiment:
-    """Read and check an experiment file; every group's config is validated with its overrides."""
+KEYS = ("seeds", "set", "metrics", "groups", "baseline", "scales")
+
+
+def load_experiment(path: str | Path, scale: str | None = None) -> Experiment:
+    """Read and check an experiment file; every group's config is validated with its overrides.
+    ``scale`` names one of the file's ``scales`` (quick, paper), whose overrides come after ``set``
+    (and its ``seeds``, if it gives them, replace the file's)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"experiment file {str(path)!r} does not exist")
     data = yaml.safe_load(path.read_text()) or {}
-    unknown = set(data) - {"seeds", "set", "metrics", "groups"}
+    if not isinstance(data, dict):
+        raise ConfigError(f"experiment file {str(path)!r}: got {type(data).__name__}; allowed: a mapping of "
+                          f"{', '.join(KEYS)}")
+    unknown = set(data) - set(KEYS)
     if unknown:
-        raise ConfigError(f"unknown experiment key {sorted(unknown)[0]!r}; allowed: seeds, set, metrics, groups")
+        raise ConfigError(f"unknown experiment key {sorted(unknown)[0]!r}; allowed: {', '.join(KEYS)}")
+    scales_data = data.get("scales") or {}
+    if not isinstance(scales_data, dict) or not all(isinstance(v, dict) and set(v) <= {"set", "seeds"}
+                                                    for v in scales_data.values()):
+        raise ConfigError(f"experiment key 'scales': got {scales_data!r}; allowed: a mapping name -> "
+                          "{set: [key=value, ...], seeds: [...]}")
+    scales = {str(name): _strings(spec.get("set"), f"scales.{name}.set") for name, spec in scales_data.items()}
+    if scale is not None:
+        if scale not in scales:
+            raise ConfigError(f"scale: got {scale!r} for {str(path)!r}; allowed: {', '.join(scales) or 'none'}")
+        data = {**data, "seeds": scales_data[scale].get("seeds", data.get("seeds", [0])),
+                "set": [*_strings(data.get("set"), "set"), *scales[scale]]}
     seeds = data.get("seeds", [0])
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds):
         raise ConfigError(f"experiment key 'seeds': got {seeds!r}; allowed: a non-empty list of integers >= 0")
@@ -79,7 +107,11 @@ def load_experiment(path: str | Path) -> Experiment:
         group = Group(config, _strings(spec.get("set"), f"groups.{name}.set"))
         load_config(group.config, [*overrides, *group.overrides])  # fail now, not after hours of training
         groups[str(name)] = group
-    return Experiment(groups, seeds, overrides, _strings(metrics, "metrics"))
+    baseline = data.get("baseline")
+    if baseline is not None and baseline not in groups:
+        raise ConfigError(f"experiment key 'baseline': got {baseline!r}; allowed: one of the groups "
+                          f"({', '.join(groups)})")
+    return Experiment(groups, seeds, overrides, _strings(metrics, "metrics"), baseline, scales)
 
 
 def run_experiment(experiment: Experiment, out: Path, *, jobs: int = 1, threads: int = 1,
@@ -121,17 +153,25 @@ def run_experiment(experiment: Experiment, out: Path, *, jobs: int = 1, threads:
     return runs
 
 
-def write_report(runs: dict[str, list[Path]], metrics: list[str], out: Path, title: str) -> Path:
-    """``out/report.md``: a table of best values and a curves PNG per metric."""
+HIGHER_IS_BETTER = ("is", "inception_score", "precision", "recall", "modes", "high_quality")
+
+
+def write_report(runs: dict[str, list[Path]], metrics: list[str], out: Path, title: str,
+                 baseline: str | None = None) -> Path:
+    """``out/report.md``: per metric, a table of best and final values with 95% intervals over seeds,
+    each group against ``baseline`` (difference, interval, Welch's t-test, verdict), and a curves PNG."""
     lines = [f"# {title}", ""]
     for key in metrics:
         slug = key.replace("/", "-")
-        lower = not key.endswith(("is", "inception_score", "precision", "recall", "modes"))
+        lower = not key.endswith(HIGHER_IS_BETTER)
         rows = report.summary(runs, key, lower_is_better=lower)
         report.plot_curves(runs, key, out / f"curves-{slug}.png", title=f"{title}: {key}")
         note = (f"{'lower' if lower else 'higher'} is better" if key.startswith("eval/")
                 else "a diagnostic: 'best' is the lowest value")
-        lines += [f"## {key} ({note})", "", report.markdown_table(rows, key), "", f"![{key}](curves-{slug}.png)", ""]
+        lines += [f"## {key} ({note})", "", report.markdown_table(rows, key), ""]
+        if baseline is not None and key.startswith("eval/"):
+            lines += [report.comparison_table(rows, baseline, key, lower), ""]
+        lines += [f"![{key}](curves-{slug}.png)", ""]
     path = out / "report.md"
     path.write_text("\n".join(lines))
     return path

@@ -1,4 +1,6 @@
-"""Reports over runs: curves of a metric against steps and wall-clock time, and best-value tables.
+"""Reports over runs: curves of a metric against steps and wall-clock time, and tables of best and
+final values with 95% confidence intervals over seeds, and of each group against a baseline
+(``equilibria.statistics``).
 
 Runs are grouped (one group per method/config, one run per seed); curves show the mean over a
 group's seeds with a band of one standard deviation.
@@ -7,6 +9,7 @@ group's seeds with a band of one standard deviation.
 from __future__ import annotations
 
 import json
+import math
 import statistics
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -15,6 +18,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from equilibria.images import save_figure
+from equilibria.statistics import compare, mean_interval
 
 
 def load_metrics(run_dir: str | Path) -> list[dict]:
@@ -48,20 +52,47 @@ def summary(groups: Mapping[str, Sequence[Path]], key: str, lower_is_better: boo
         values = [[r[key] for r in records if _has(r, key)] for records in logged]
         bests = [float(min(v) if lower_is_better else max(v)) for v in values]
         seconds = [records[-1]["seconds"] for records in logged]
+        finals = [float(v[-1]) for v in values]
         rows.append({"group": label, "runs": len(logged), "best_mean": statistics.fmean(bests),
                      "best_std": statistics.stdev(bests) if len(bests) > 1 else 0.0, "bests": bests,
-                     "final_mean": statistics.fmean(float(v[-1]) for v in values),
+                     "final_mean": statistics.fmean(finals), "finals": finals,
                      "seconds_mean": statistics.fmean(seconds)})
     return rows
 
 
+def _interval(values: Sequence[float]) -> str:
+    i = mean_interval(values)
+    return f"{i.mean:.3g}" if i.n < 2 else f"{i.mean:.3g} [{i.low:.3g}, {i.high:.3g}]"
+
+
 def markdown_table(rows: Sequence[dict], key: str) -> str:
-    lines = [f"| group | runs | best {key} (mean ± std) | per seed | final {key} | seconds per run |",
+    """Per group: best and final value, mean over seeds with its 95% bootstrap interval."""
+    lines = [f"| group | seeds | best {key} [95% CI] | per seed | final {key} [95% CI] | seconds per run |",
              "| --- | --- | --- | --- | --- | --- |"]
     for r in rows:
-        per_seed = ", ".join(f"{b:.2f}" for b in r["bests"])
-        lines.append(f"| {r['group']} | {r['runs']} | {r['best_mean']:.2f} ± {r['best_std']:.2f} | {per_seed} | "
-                     f"{r['final_mean']:.2f} | {r['seconds_mean']:.0f} |")
+        per_seed = ", ".join(f"{b:.3g}" for b in r["bests"])
+        lines.append(f"| {r['group']} | {r['runs']} | {_interval(r['bests'])} | {per_seed} | "
+                     f"{_interval(r['finals'])} | {r['seconds_mean']:.0f} |")
+    return "\n".join(lines)
+
+
+def comparison_table(rows: Sequence[dict], baseline: str, key: str, lower_is_better: bool) -> str:
+    """Each group against ``baseline``: the difference of the means of the best and of the final
+    values, with 95% bootstrap intervals, Welch's t-test p-value, and the verdict on "better"."""
+    base = next((r for r in rows if r["group"] == baseline), None)
+    if base is None:
+        return f"(no {key} for the baseline {baseline!r})"
+    lines = [f"| group - {baseline} | best: difference [95% CI] | Welch p | verdict | final: difference [95% CI] "
+             f"| Welch p | verdict |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        if r is base:
+            continue
+        cells = []
+        for which in ("bests", "finals"):
+            c = compare(r[which], base[which], lower_is_better)
+            p_value = "n/a" if math.isnan(c.p_value) else f"{c.p_value:.2g}"  # no spread in either group
+            cells += [f"{c.difference:+.3g} [{c.low:+.3g}, {c.high:+.3g}]", p_value, f"**{c.verdict}**"]
+        lines.append(f"| {r['group']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

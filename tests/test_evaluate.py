@@ -1,5 +1,6 @@
 """The evaluation API: sampling, metric selection, reference caching and the scores' wiring."""
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -67,7 +68,7 @@ def test_ring_samples_cover_every_mode_and_a_collapsed_generator_one(cache):
     ring = load_dataset("ring", num_samples=2000, seed=0)
     assert E.evaluate(ring.data, ring)["modes"] == 8.0
     scores = E.evaluate(PointGenerator(ring.centers[0]), ring, num_samples=500, progress=False)
-    assert scores == {"modes": 1.0, "high_quality": 1.0}
+    assert scores == {"modes": 1.0, "high_quality": 1.0, "kl": pytest.approx(math.log(8))}  # all on one of 8
 
 
 def test_metric_selection(cache):
@@ -230,7 +231,7 @@ def test_evaluate_command_on_a_ring_run(tmp_path, cache, capsys):
     run_cli(["evaluate", str(run), "--num-samples", "300", "--no-progress"])
     record = json.loads((run / "eval" / "step-00000004.json").read_text())
     assert record["step"] == 4 and record["dataset"] == "ring" and record["extractor"] is None
-    assert set(record["scores"]) == {"modes", "high_quality"}
+    assert set(record["scores"]) <= {"modes", "high_quality", "kl"} and "modes" in record["scores"]
     assert "modes" in capsys.readouterr().out
 
 

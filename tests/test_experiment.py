@@ -24,7 +24,9 @@ def test_summary_and_table_from_hand_written_runs(tmp_path):
     assert row["bests"] == [30.0, 20.0]
     assert row["best_mean"] == pytest.approx(25.0) and row["best_std"] == pytest.approx(7.0710678)  # stdev of 30, 20
     assert row["final_mean"] == pytest.approx(32.5) and row["seconds_mean"] == pytest.approx(5.0)
-    assert "| g | 2 | 25.00 ± 7.07 | 30.00, 20.00 | 32.50 | 5 |" in report.markdown_table([row], "fid")
+    assert row["finals"] == [40.0, 25.0]
+    # the intervals of two seeds span their two values (BCa bootstrap of the mean)
+    assert "| g | 2 | 25 [20, 30] | 30, 20 | 32.5 [25, 40] | 5 |" in report.markdown_table([row], "fid")
     steps, seconds, values = report.series(a, "fid")
     assert steps.tolist() == [1, 3, 4] and values.tolist() == [50.0, 30.0, 40.0]
     path = report.plot_curves({"g": [a, b]}, "fid", tmp_path / "c.png")
@@ -78,3 +80,54 @@ def test_run_experiment_trains_then_skips_finished_runs(tmp_path, capsys):
 @pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "experiments").glob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_experiments_are_valid(path):
     assert load_experiment(path).groups
+
+
+def test_comparison_table_gives_differences_intervals_tests_and_verdicts(tmp_path):
+    groups = {"method": [], "baseline": [], "worse": []}
+    for seed in range(6):
+        for name, fid in (("method", 10.0 + seed % 3), ("baseline", 20.0 + seed % 2), ("worse", 30.0 + seed % 2)):
+            run = tmp_path / name / f"s{seed}"
+            write_metrics(run, [{"step": 1, "seconds": 1.0, "eval/fid": fid + 5}, {"step": 2, "seconds": 2.0,
+                                                                                "eval/fid": fid}])
+            groups[name].append(run)
+    rows = report.summary(groups, "eval/fid")
+    table = report.comparison_table(rows, "baseline", "eval/fid", lower_is_better=True)
+    lines = table.splitlines()
+    assert lines[0].startswith("| group - baseline | best: difference [95% CI] | Welch p | verdict |")
+    method = next(line for line in lines if line.startswith("| method |"))
+    worse = next(line for line in lines if line.startswith("| worse |"))
+    assert method.startswith("| method | -9.5 [") and method.count("**holds**") == 2  # best and final
+    assert worse.startswith("| worse | +10 [") and worse.count("**fails**") == 2
+    assert not any(line.startswith("| baseline |") for line in lines)
+
+
+def test_scales_and_baseline_of_an_experiment_file(tmp_path):
+    (tmp_path / "c.yaml").write_text("train: {steps: 200}\n")
+    path = tmp_path / "e.yaml"
+    path.write_text(f"seeds: [0, 1, 2, 3, 4]\nset: [log.every=10]\nbaseline: plain\n"
+                    f"scales: {{quick: {{set: [train.steps=3], seeds: [0]}}, paper: {{set: [train.steps=9000]}}}}\n"
+                    f"groups: {{plain: {{config: {tmp_path / 'c.yaml'}}}, other: {{config: {tmp_path / 'c.yaml'}}}}}\n")
+    full, quick, paper = load_experiment(path), load_experiment(path, "quick"), load_experiment(path, "paper")
+    assert full.baseline == "plain" and full.seeds == [0, 1, 2, 3, 4] and full.overrides == ["log.every=10"]
+    assert quick.seeds == [0] and quick.overrides == ["log.every=10", "train.steps=3"]
+    assert paper.seeds == full.seeds and paper.overrides == ["log.every=10", "train.steps=9000"]
+    with pytest.raises(ConfigError, match="scale: got 'huge' for .*; allowed: quick, paper"):
+        load_experiment(path, "huge")
+    path.write_text(path.read_text().replace("baseline: plain", "baseline: nope"))
+    with pytest.raises(ConfigError, match="'baseline': got 'nope'; allowed: one of the groups \\(plain, other\\)"):
+        load_experiment(path)
+
+
+def test_a_shipped_experiment_runs_quick_and_reports_against_its_baseline(tmp_path, capsys):
+    from equilibria.cli.main import main
+
+    out = tmp_path / "quick"
+    assert main(["experiment", str(Path(__file__).parents[1] / "experiments" / "mixtures-ring8.yaml"), "--quick",
+                 "--jobs", "2", "--out", str(out)]) in (0, None)
+    text = (out / "report.md").read_text()
+    assert text.startswith("# mixtures-ring8-quick")
+    for key in ("eval/modes", "eval/high_quality"):
+        assert f"## {key} (higher is better)" in text
+    assert "| group - gan | best: difference [95% CI] | Welch p | verdict |" in text
+    assert all(f"| {group} |" in text for group in ("advas", "acgd", "vral", "r3gan"))
+    assert sorted(p.name for p in (out / "gan").iterdir()) == ["s0", "s1"]

@@ -24,6 +24,14 @@ def test_mixture_coverage_counts_high_quality_samples_by_nearest_mode():
     assert coverage.modes_covered == 2
     assert coverage.high_quality == pytest.approx(3 / 5)
     assert coverage.counts.tolist() == [2, 0, 1]
+    # PacGAN's reverse KL of the high-quality histogram (2/3, 0, 1/3) to uniform over 3 modes, by hand
+    assert coverage.kl == pytest.approx(2 / 3 * math.log(2 / 3 * 3) + 1 / 3 * math.log(1 / 3 * 3), rel=1e-12)
+
+
+def test_mixture_kl_is_zero_when_balanced_and_undefined_without_high_quality_samples():
+    balanced = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    assert mixture_coverage(balanced, CENTERS, 1.0).kl == pytest.approx(0.0, abs=1e-12)
+    assert mixture_coverage(torch.tensor([[5.0, 5.0]]), CENTERS, 1.0).kl is None
 
 
 def test_mixture_coverage_threshold_on_samples_per_mode():

@@ -61,8 +61,10 @@ def _sample(args: argparse.Namespace) -> None:
 def _experiment(args: argparse.Namespace) -> None:
     from equilibria.experiment import load_experiment, run_experiment, write_report
 
-    experiment = load_experiment(args.file)
-    out = Path(args.out or Path("runs") / Path(args.file).stem)
+    scale = "quick" if args.quick else args.scale
+    experiment = load_experiment(args.file, scale)
+    name = Path(args.file).stem + (f"-{scale}" if scale else "")
+    out = Path(args.out or Path("runs") / name)
     if args.report_only:
         runs = {name: [out / name / f"s{seed}" for seed in experiment.seeds] for name in experiment.groups}
     else:
@@ -81,7 +83,7 @@ def _experiment(args: argparse.Namespace) -> None:
             cluster[f"slurm_{key}"] = yaml.safe_load(value)
         runs = run_experiment(experiment, out, jobs=args.jobs, threads=args.threads, extra=args.set,
                               processes=args.processes, launcher=args.launcher, cluster=cluster)
-    print(f"report written to {write_report(runs, experiment.metrics, out, Path(args.file).stem)}")
+    print(f"report written to {write_report(runs, experiment.metrics, out, name, experiment.baseline)}")
 
 
 def _config(args: argparse.Namespace) -> None:
@@ -154,6 +156,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--partition", help="slurm launcher: the partition")
     p.add_argument("--slurm", action="append", default=[], metavar="KEY=VALUE",
                    help="slurm launcher: another submitit slurm parameter, e.g. --slurm account=abc (repeatable)")
+    p.add_argument("--scale", help="one of the file's scales (e.g. paper: the paper's widths, batches and steps); "
+                                   "runs go to runs/<file>-<scale>")
+    p.add_argument("--quick", action="store_true", help="the file's quick scale: the same code in a few minutes")
     p.add_argument("--report-only", action="store_true", help="only (re)write the report from existing runs")
     with_overrides(p)
     p.set_defaults(func=_experiment)

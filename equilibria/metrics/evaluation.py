@@ -12,7 +12,8 @@ other image datasets   ``fid``, ``is``, ``kid``, ``pr``
 
 ``metrics=None`` computes every metric that applies; asking for one that does not apply is an
 error naming the metrics allowed. Results (a flat dict of floats): ``fid``; ``is``, ``is_std``;
-``kid``, ``kid_std``; ``precision``, ``recall``; ``modes`` with ``high_quality`` (mixtures) or
+``kid``, ``kid_std``; ``precision``, ``recall``; ``modes`` with ``high_quality`` and ``kl`` (mixtures;
+``kl`` left out while no sample is high quality) or
 ``kl`` (stacked MNIST).
 
 Extractors: digits, MNIST and stacked MNIST default to their dataset classifier
@@ -202,7 +203,8 @@ def evaluate(source: nn.Module | Tensor, reference: Dataset, metrics=None, extra
         points = parallel.concatenate(samples if isinstance(samples, Tensor)
                                       else torch.cat([batch.cpu() for batch in samples]))
         coverage = mixture_coverage(points, reference.centers, reference.std)
-        return {"modes": float(coverage.modes_covered), "high_quality": coverage.high_quality}
+        scores = {"modes": float(coverage.modes_covered), "high_quality": coverage.high_quality}
+        return scores if coverage.kl is None else {**scores, "kl": coverage.kl}
     if extractor is None or isinstance(extractor, str):
         extractor = default_extractor(reference.name, extractor, value_range=value_range, data_root=data_root,
                                       data_split=data_split, cache_dir=cache_dir, progress=progress)

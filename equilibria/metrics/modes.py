@@ -5,6 +5,9 @@ standard deviations of its nearest mode; a mode is *covered* when at least ``min
 quality samples have it as their nearest mode. The papers' wording ("within three standard
 deviations of the nearest mode") and the PacGAN authors' evaluation code (``MetricLogger`` in
 fjxmlzn/PacGAN: a mode counts once it has one such sample) give ``min_samples = 1``, the default.
+The reverse KL is PacGAN's third column: KL(p || uniform) = sum_m p(m) log(p(m) * M), p the
+histogram of the high-quality samples over their nearest modes; it is undefined (None) when no
+sample is high quality.
 
 Stacked MNIST: a classifier labels each channel of a generated image as a digit, the mode is
 100 * d_R + 10 * d_G + d_B; a mode is covered when at least ``min_samples`` (1, as in PacGAN's
@@ -26,11 +29,13 @@ from torch import Tensor
 
 @dataclass(frozen=True)
 class MixtureCoverage:
-    """Covered modes, the share of high-quality samples and each mode's high-quality count."""
+    """Covered modes, the share of high-quality samples, each mode's high-quality count, and
+    KL(high-quality mode histogram || uniform) (None without a high-quality sample)."""
 
     modes_covered: int
     high_quality: float
     counts: Tensor
+    kl: float | None
 
 
 @dataclass(frozen=True)
@@ -61,7 +66,15 @@ def mixture_coverage(points: Tensor, centers: Tensor, std: float, num_stds: floa
     nearest_distance, nearest = distances.min(dim=1)
     good = nearest_distance <= num_stds * std
     counts = torch.bincount(nearest[good], minlength=len(centers))
-    return MixtureCoverage(int((counts >= min_samples).sum()), good.double().mean().item(), counts)
+    return MixtureCoverage(int((counts >= min_samples).sum()), good.double().mean().item(), counts,
+                           _kl_to_uniform(counts) if counts.sum() > 0 else None)
+
+
+def _kl_to_uniform(counts: Tensor) -> float:
+    """KL(p || uniform over len(counts) modes), p = counts normalised; empty modes contribute 0."""
+    p = counts.double() / counts.sum()
+    hit = p > 0
+    return (p[hit] * (p[hit].log() + math.log(len(counts)))).sum().item()
 
 
 def stacked_mnist_coverage(modes: Tensor, num_modes: int = 1000, min_samples: int = 1) -> StackedCoverage:
@@ -74,7 +87,4 @@ def stacked_mnist_coverage(modes: Tensor, num_modes: int = 1000, min_samples: in
                          f"allowed: 0..{num_modes - 1}")
     _check_min_samples(min_samples)
     counts = torch.bincount(modes, minlength=num_modes)
-    p = counts.double() / len(modes)
-    hit = p > 0
-    kl = (p[hit] * (p[hit].log() + math.log(num_modes))).sum().item()
-    return StackedCoverage(int((counts >= min_samples).sum()), kl, counts)
+    return StackedCoverage(int((counts >= min_samples).sum()), _kl_to_uniform(counts), counts)

@@ -1,0 +1,72 @@
+"""Intervals over seeds, group differences and verdicts (equilibria.statistics), checked against
+simulation (coverage of the true mean), a hand computation of Welch's test, and hand-made cases."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from equilibria.statistics import Interval, compare, mean_interval, verdict
+
+
+def test_the_mean_interval_covers_the_true_mean_about_95_percent_of_the_time():
+    rng = np.random.default_rng(1)
+    covered = 0
+    trials = 150
+    for trial in range(trials):
+        i = mean_interval(rng.normal(3.0, 2.0, size=20), seed=trial)
+        covered += i.low <= 3.0 <= i.high
+    # BCa at n=20 covers a little under 95%; 150 trials: binomial sd about 1.8 points
+    assert 0.87 <= covered / trials <= 0.99
+
+
+def test_the_interval_of_identical_values_is_the_point_and_of_one_value_undefined():
+    assert mean_interval([2.5, 2.5, 2.5]) == Interval(2.5, 2.5, 2.5, 3)
+    one = mean_interval([4.0])
+    assert one.mean == 4.0 and math.isnan(one.low) and math.isnan(one.high) and one.n == 1
+
+
+def test_welch_p_value_by_hand():
+    a, b = [10.0, 12.0, 11.0, 13.0, 9.0], [14.0, 15.0, 13.5, 16.0, 17.0, 15.5]
+    va, vb = np.var(a, ddof=1) / len(a), np.var(b, ddof=1) / len(b)
+    t = (np.mean(a) - np.mean(b)) / math.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))  # Welch-Satterthwaite
+    p = 2 * stats.t.sf(abs(t), df)
+    c = compare(a, b, lower_is_better=True)
+    assert c.p_value == pytest.approx(p, rel=1e-9)
+    assert c.difference == pytest.approx(np.mean(a) - np.mean(b))
+    assert c.low < c.difference < c.high < 0 and c.verdict == "holds"  # a is lower, and lower is better
+
+
+def test_verdicts_of_separated_reversed_and_overlapping_groups():
+    rng = np.random.default_rng(0)
+    good, bad = rng.normal(10, 1, 10), rng.normal(20, 1, 10)
+    assert compare(good, bad, lower_is_better=True).verdict == "holds"
+    assert compare(bad, good, lower_is_better=True).verdict == "fails"
+    assert compare(bad, good, lower_is_better=False).verdict == "holds"  # higher is better (modes, IS)
+    same = compare(rng.normal(10, 1, 5), rng.normal(10, 1, 5), lower_is_better=True)
+    assert same.low < 0 < same.high and same.verdict == "undecided"
+
+
+@pytest.mark.parametrize("low, high, p, lower, expected", [
+    (-2.0, -1.0, 0.01, True, "holds"), (1.0, 2.0, 0.01, True, "fails"), (-1.0, 1.0, 0.01, True, "undecided"),
+    (1.0, 2.0, 0.01, False, "holds"), (-2.0, -1.0, 0.01, False, "fails"),
+    (math.nan, math.nan, 0.01, True, "undecided"),
+    (-2.0, -1.0, 0.2, True, "undecided"),  # the interval excludes 0 but the t-test does not reject
+    (-2.0, -1.0, math.nan, True, "undecided"),
+])
+def test_verdict_from_an_interval_and_a_p_value(low, high, p, lower, expected):
+    assert verdict(low, high, p, lower) == expected
+
+
+def test_two_seeds_each_decide_nothing_however_far_apart():
+    c = compare([30.0, 20.0], [40.0, 45.0], lower_is_better=True)
+    assert c.high < 0 and c.p_value > 0.05 and c.verdict == "undecided"
+
+
+def test_bad_values_are_refused():
+    with pytest.raises(ValueError, match=r"values: got \[\]; allowed: a non-empty list of finite numbers"):
+        mean_interval([])
+    with pytest.raises(ValueError, match="a: got .*nan.*; allowed"):
+        compare([1.0, math.nan], [1.0, 2.0], True)
