@@ -74,15 +74,15 @@ def competitive_update(grad_x: Tensor, grad_y: Tensor, step_x: Tensor, step_y: T
     # In-place arithmetic on the products' fresh outputs: each temporary is a copy of a player's
     # parameters at the step's memory peak (docs/BENCHMARKS.md).
     def matvec(p: Tensor) -> tuple[Tensor, Tensor]:
-        cross = d_ba(root * p)  # D_ba A_a^1/2 p, which CG carries along to D_ba A_a^1/2 s
-        return d_ab(a_b * cross).mul_(root).add_(p), cross
+        cross = d_ba(root * p).mul_(a_b)  # A_b D_ba A_a^1/2 p, which CG carries along to A_b D_ba A_a^1/2 s
+        return d_ab(cross).mul_(root).add_(p), cross
 
     rhs = d_ab(a_b * g_b).mul_(sign_b).add_(g_a).mul_(root)
     result = conjugate_gradient(matvec, rhs, warm_start, tol=tol, atol=atol, max_iter=max_iter)
     del rhs
     cross = result.image if result.image is not None else torch.zeros_like(g_b)
     delta_a = result.solution.mul(root).mul_(sign_a)
-    delta_b = cross.mul_(sign_a).add_(g_b).mul_(a_b).mul_(sign_b)
+    delta_b = cross.mul_(sign_a).add_(a_b * g_b).mul_(sign_b)  # sigma_b A_b (g_b + sigma_a D_ba A_a^1/2 s)
     delta_x, delta_y = (delta_a, delta_b) if solve_for == "x" else (delta_b, delta_a)
     return CompetitiveUpdate(delta_x, delta_y, result.solution, result.iterations, result.residual, result.converged)
 
