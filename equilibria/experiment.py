@@ -8,7 +8,8 @@ An experiment file (YAML, safe loader)::
     groups:
       advas: {config: configs/advas-mnist-wgangp-advas.yaml}
       baseline-nadv5: {config: configs/advas-mnist-wgangp-nadv5.yaml, set: [train.n_adv=5]}
-    baseline: baseline-nadv5                                   # each group against it, in the report
+    baseline: baseline-nadv5                                   # each group against it, or {group: its baseline}
+    failure: {metric: eval/fid, threshold: 300}                # optional: the share of runs worse than that
     scales:                                                    # --scale NAME (--quick: quick)
       quick: {set: [train.steps=20], seeds: [0, 1]}
       paper: {set: [train.steps=40000, generator.width=64]}
@@ -19,8 +20,10 @@ process or several under torchrun; a finished run is skipped and an interrupted 
 same command continues an experiment. The report is ``OUT/report.md`` with one PNG of curves per
 metric (against iterations and wall-clock time), a table of best and final values with 95%
 intervals over seeds and, with a ``baseline``, each group's difference from it with its interval,
-Welch's t-test and a verdict (``equilibria.statistics``). Every group starts from the same initial
-weights for a given seed (the networks are built from the seed before any method's).
+Welch's t-test and a verdict (``equilibria.statistics``); with ``failure``, each group's share of
+failed runs with its exact interval and Fisher's exact test against its baseline. Every group
+starts from the same initial weights for a given seed (the networks are built from the seed
+before any method's).
 """
 
 from __future__ import annotations
@@ -48,8 +51,9 @@ class Experiment:
     seeds: list[int]
     overrides: list[str]
     metrics: list[str]
-    baseline: str | None = None
+    baselines: dict[str, str] = field(default_factory=dict)  # group -> the group it is compared with
     scales: dict[str, list[str]] = field(default_factory=dict)
+    failure: tuple[str, float] | None = None  # (metric, threshold): a run whose final value is worse fails
 
 
 def _strings(value, key: str) -> list[str]:
@@ -60,7 +64,7 @@ def _strings(value, key: str) -> list[str]:
     return value
 
 
-KEYS = ("seeds", "set", "metrics", "groups", "baseline", "scales")
+KEYS = ("seeds", "set", "metrics", "groups", "baseline", "scales", "failure")
 
 
 def load_experiment(path: str | Path, scale: str | None = None) -> Experiment:
@@ -108,10 +112,21 @@ def load_experiment(path: str | Path, scale: str | None = None) -> Experiment:
         load_config(group.config, [*overrides, *group.overrides])  # fail now, not after hours of training
         groups[str(name)] = group
     baseline = data.get("baseline")
-    if baseline is not None and baseline not in groups:
-        raise ConfigError(f"experiment key 'baseline': got {baseline!r}; allowed: one of the groups "
-                          f"({', '.join(groups)})")
-    return Experiment(groups, seeds, overrides, _strings(metrics, "metrics"), baseline, scales)
+    if isinstance(baseline, str):
+        baseline = {group: baseline for group in groups if group != baseline} if baseline in groups else baseline
+    if baseline is not None and (not isinstance(baseline, dict)
+                                 or not all(k in groups and v in groups and k != v for k, v in baseline.items())):
+        raise ConfigError(f"experiment key 'baseline': got {data.get('baseline')!r}; allowed: one of the groups "
+                          f"({', '.join(groups)}), or a mapping group -> another group")
+    failure = data.get("failure")
+    if failure is not None:
+        if (not isinstance(failure, dict) or set(failure) != {"metric", "threshold"}
+                or not isinstance(failure["metric"], str) or isinstance(failure["threshold"], bool)
+                or not isinstance(failure["threshold"], (int, float))):
+            raise ConfigError(f"experiment key 'failure': got {failure!r}; allowed: {{metric: NAME, threshold: "
+                              "NUMBER}} (a run fails when its final value is worse than the threshold)")
+        failure = (failure["metric"], float(failure["threshold"]))
+    return Experiment(groups, seeds, overrides, _strings(metrics, "metrics"), baseline or {}, scales, failure)
 
 
 def run_experiment(experiment: Experiment, out: Path, *, jobs: int = 1, threads: int = 1,
@@ -157,10 +172,17 @@ HIGHER_IS_BETTER = ("is", "inception_score", "precision", "recall", "modes", "hi
 
 
 def write_report(runs: dict[str, list[Path]], metrics: list[str], out: Path, title: str,
-                 baseline: str | None = None) -> Path:
+                 baselines: dict[str, str] | None = None, failure: tuple[str, float] | None = None) -> Path:
     """``out/report.md``: per metric, a table of best and final values with 95% intervals over seeds,
-    each group against ``baseline`` (difference, interval, Welch's t-test, verdict), and a curves PNG."""
+    each group against its baseline (``baselines``: group -> baseline; difference, interval, Welch's
+    t-test, verdict), and a curves PNG; with ``failure`` (metric, threshold), the share of failed runs
+    per group (Fisher's exact test against the baseline)."""
     lines = [f"# {title}", ""]
+    if failure is not None:
+        key, threshold = failure
+        lower = not key.endswith(HIGHER_IS_BETTER)
+        lines += ["## Failed runs", "", report.failure_table(report.summary(runs, key, lower), key, threshold, lower,
+                                                            baselines), ""]
     for key in metrics:
         slug = key.replace("/", "-")
         lower = not key.endswith(HIGHER_IS_BETTER)
@@ -169,8 +191,8 @@ def write_report(runs: dict[str, list[Path]], metrics: list[str], out: Path, tit
         note = (f"{'lower' if lower else 'higher'} is better" if key.startswith("eval/")
                 else "a diagnostic: 'best' is the lowest value")
         lines += [f"## {key} ({note})", "", report.markdown_table(rows, key), ""]
-        if baseline is not None and key.startswith("eval/"):
-            lines += [report.comparison_table(rows, baseline, key, lower), ""]
+        if baselines and key.startswith("eval/"):
+            lines += [report.comparison_table(rows, baselines, key, lower), ""]
         lines += [f"![{key}](curves-{slug}.png)", ""]
     path = out / "report.md"
     path.write_text("\n".join(lines))

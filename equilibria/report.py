@@ -18,7 +18,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from equilibria.images import save_figure
-from equilibria.statistics import compare, mean_interval
+from equilibria.statistics import compare, compare_failures, mean_interval, share_interval
 
 
 def load_metrics(run_dir: str | Path) -> list[dict]:
@@ -76,23 +76,22 @@ def markdown_table(rows: Sequence[dict], key: str) -> str:
     return "\n".join(lines)
 
 
-def comparison_table(rows: Sequence[dict], baseline: str, key: str, lower_is_better: bool) -> str:
-    """Each group against ``baseline``: the difference of the means of the best and of the final
-    values, with 95% bootstrap intervals, Welch's t-test p-value, and the verdict on "better"."""
-    base = next((r for r in rows if r["group"] == baseline), None)
-    if base is None:
-        return f"(no {key} for the baseline {baseline!r})"
-    lines = [f"| group - {baseline} | best: difference [95% CI] | Welch p | verdict | final: difference [95% CI] "
-             f"| Welch p | verdict |", "| --- | --- | --- | --- | --- | --- | --- |"]
-    for r in rows:
-        if r is base:
-            continue
+def comparison_table(rows: Sequence[dict], baselines: Mapping[str, str], key: str, lower_is_better: bool) -> str:
+    """Each group against its baseline (``baselines``: group -> baseline group): the difference of the
+    means of the best and of the final values, with 95% bootstrap intervals, Welch's t-test p-value,
+    and the verdict on "better"."""
+    by_group = {r["group"]: r for r in rows}
+    lines = ["| group - baseline | best: difference [95% CI] | Welch p | verdict | final: difference [95% CI] "
+             "| Welch p | verdict |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for group, baseline in baselines.items():
+        if group not in by_group or baseline not in by_group:
+            continue  # a metric that one of them never logged
         cells = []
         for which in ("bests", "finals"):
-            c = compare(r[which], base[which], lower_is_better)
+            c = compare(by_group[group][which], by_group[baseline][which], lower_is_better)
             p_value = "n/a" if math.isnan(c.p_value) else f"{c.p_value:.2g}"  # no spread in either group
             cells += [f"{c.difference:+.3g} [{c.low:+.3g}, {c.high:+.3g}]", p_value, f"**{c.verdict}**"]
-        lines.append(f"| {r['group']} | " + " | ".join(cells) + " |")
+        lines.append(f"| {group} - {baseline} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -121,3 +120,28 @@ def plot_curves(groups: Mapping[str, Sequence[Path]], key: str, path: str | Path
         figure.suptitle(title)
     figure.tight_layout()
     return save_figure(figure, path)
+
+
+def failure_table(rows: Sequence[dict], key: str, threshold: float, lower_is_better: bool,
+                  baselines: Mapping[str, str] | None = None) -> str:
+    """Per group: the runs whose final ``key`` is worse than ``threshold``, their share with its exact
+    95% interval, and against its baseline (``baselines``: group -> baseline group) Fisher's exact
+    test and the verdict on "fails less often"."""
+    def failed(row: dict) -> int:
+        return sum((v > threshold) if lower_is_better else (v < threshold) for v in row["finals"])
+
+    baselines = baselines or {}
+    shares = {r["group"]: share_interval(failed(r), r["runs"]) for r in rows}
+    lines = [f"| group | failed (final {key} {'>' if lower_is_better else '<'} {threshold:g}) | share [95% CI] | "
+             "baseline | Fisher p | verdict |", "| --- | --- | --- | --- | --- | --- |"]
+    for group, share in shares.items():
+        line = (f"| {group} | {share.failed} of {share.n} | {share.failed / share.n:.2f} "
+                f"[{share.low:.2f}, {share.high:.2f}] |")
+        baseline = baselines.get(group)
+        if baseline in shares:
+            p_value, verdict = compare_failures(share, shares[baseline])
+            line += f" {baseline} | {p_value:.2g} | **{verdict}** |"
+        else:
+            line += " | | |"
+        lines.append(line)
+    return "\n".join(lines)

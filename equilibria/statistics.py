@@ -8,6 +8,11 @@ that a method improves on its baseline **holds** when the whole interval of the 
 the better side of zero and Welch's test rejects equal means at 5%, **fails** when both say the
 method is worse, and is **undecided** (at the power these seeds give) otherwise.
 
+Shares of failed runs (a run fails when its final value is worse than a threshold: the lens
+paper's stability claim) get exact Clopper-Pearson intervals (``scipy.stats.binomtest``), and two
+groups' shares are compared by Fisher's exact test (``scipy.stats.fisher_exact``): fewer failures
+**holds** when the test rejects equal shares at 5%, more failures **fails**, else **undecided**.
+
 Both are asked because with few seeds a bootstrap interval is too narrow (with 5 seeds, about the
 coverage of a 90% interval; with 2 it spans just the two values), while the t-test does not
 resample; the reports say how many seeds each result rests on.
@@ -96,3 +101,31 @@ def verdict(low: float, high: float, p_value: float, lower_is_better: bool, alph
         return "undecided"
     better, worse = (high < 0, low > 0) if lower_is_better else (low > 0, high < 0)
     return "holds" if better else "fails" if worse else "undecided"
+
+
+@dataclass(frozen=True)
+class Share:
+    """``failed`` of ``n`` runs, with the share's exact (Clopper-Pearson) 95% interval."""
+
+    failed: int
+    n: int
+    low: float
+    high: float
+
+
+def share_interval(failed: int, n: int) -> Share:
+    """The share of failed runs with its exact 95% interval."""
+    if not 0 <= failed <= n or n < 1:
+        raise ValueError(f"failed, n: got {failed}, {n}; allowed: 0 <= failed <= n, n >= 1")
+    ci = stats.binomtest(failed, n).proportion_ci(confidence_level=LEVEL, method="exact")
+    return Share(failed, n, float(ci.low), float(ci.high))
+
+
+def compare_failures(a: Share, b: Share, alpha: float = 0.05) -> tuple[float, str]:
+    """Fisher's exact test of group ``a``'s share of failed runs against ``b``'s (two-sided p), and
+    the verdict on "a fails less often"."""
+    table = [[a.failed, a.n - a.failed], [b.failed, b.n - b.failed]]
+    p_value = float(stats.fisher_exact(table).pvalue)
+    if not p_value < alpha:
+        return p_value, "undecided"
+    return p_value, "holds" if a.failed / a.n < b.failed / b.n else "fails"

@@ -91,14 +91,15 @@ def test_comparison_table_gives_differences_intervals_tests_and_verdicts(tmp_pat
                                                                                 "eval/fid": fid}])
             groups[name].append(run)
     rows = report.summary(groups, "eval/fid")
-    table = report.comparison_table(rows, "baseline", "eval/fid", lower_is_better=True)
+    table = report.comparison_table(rows, {"method": "baseline", "worse": "baseline"}, "eval/fid",
+                                    lower_is_better=True)
     lines = table.splitlines()
     assert lines[0].startswith("| group - baseline | best: difference [95% CI] | Welch p | verdict |")
-    method = next(line for line in lines if line.startswith("| method |"))
-    worse = next(line for line in lines if line.startswith("| worse |"))
-    assert method.startswith("| method | -9.5 [") and method.count("**holds**") == 2  # best and final
-    assert worse.startswith("| worse | +10 [") and worse.count("**fails**") == 2
-    assert not any(line.startswith("| baseline |") for line in lines)
+    method = next(line for line in lines if line.startswith("| method - baseline |"))
+    worse = next(line for line in lines if line.startswith("| worse - baseline |"))
+    assert method.startswith("| method - baseline | -9.5 [") and method.count("**holds**") == 2  # best and final
+    assert worse.startswith("| worse - baseline | +10 [") and worse.count("**fails**") == 2
+    assert len(lines) == 4
 
 
 def test_scales_and_baseline_of_an_experiment_file(tmp_path):
@@ -108,13 +109,16 @@ def test_scales_and_baseline_of_an_experiment_file(tmp_path):
                     f"scales: {{quick: {{set: [train.steps=3], seeds: [0]}}, paper: {{set: [train.steps=9000]}}}}\n"
                     f"groups: {{plain: {{config: {tmp_path / 'c.yaml'}}}, other: {{config: {tmp_path / 'c.yaml'}}}}}\n")
     full, quick, paper = load_experiment(path), load_experiment(path, "quick"), load_experiment(path, "paper")
-    assert full.baseline == "plain" and full.seeds == [0, 1, 2, 3, 4] and full.overrides == ["log.every=10"]
+    assert full.baselines == {"other": "plain"} and full.seeds == [0, 1, 2, 3, 4] and full.overrides == ["log.every=10"]
     assert quick.seeds == [0] and quick.overrides == ["log.every=10", "train.steps=3"]
     assert paper.seeds == full.seeds and paper.overrides == ["log.every=10", "train.steps=9000"]
     with pytest.raises(ConfigError, match="scale: got 'huge' for .*; allowed: quick, paper"):
         load_experiment(path, "huge")
-    path.write_text(path.read_text().replace("baseline: plain", "baseline: nope"))
-    with pytest.raises(ConfigError, match="'baseline': got 'nope'; allowed: one of the groups \\(plain, other\\)"):
+    path.write_text(path.read_text().replace("baseline: plain", "baseline: {plain: other}"))
+    assert load_experiment(path).baselines == {"plain": "other"}
+    path.write_text(path.read_text().replace("baseline: {plain: other}", "baseline: nope"))
+    with pytest.raises(ConfigError, match="'baseline': got 'nope'; allowed: one of the groups \\(plain, other\\), or "
+                                          "a mapping"):
         load_experiment(path)
 
 
@@ -128,6 +132,32 @@ def test_a_shipped_experiment_runs_quick_and_reports_against_its_baseline(tmp_pa
     assert text.startswith("# mixtures-ring8-quick")
     for key in ("eval/modes", "eval/high_quality"):
         assert f"## {key} (higher is better)" in text
-    assert "| group - gan | best: difference [95% CI] | Welch p | verdict |" in text
-    assert all(f"| {group} |" in text for group in ("advas", "acgd", "vral", "r3gan"))
+    assert "| group - baseline | best: difference [95% CI] | Welch p | verdict |" in text
+    assert all(f"| {group} - gan |" in text for group in ("advas", "acgd", "vral", "r3gan"))
     assert sorted(p.name for p in (out / "gan").iterdir()) == ["s0", "s1"]
+
+
+def test_failure_table_counts_runs_worse_than_the_threshold_and_tests_the_shares(tmp_path):
+    groups = {"lens": [], "nolens": []}
+    finals = {"lens": [30, 40, 35, 45, 38, 42, 33, 31, 39, 250],
+              "nolens": [300, 280, 40, 310, 290, 35, 330, 305, 299, 320]}
+    for name, values in finals.items():
+        for seed, value in enumerate(values):
+            run = tmp_path / name / f"s{seed}"
+            write_metrics(run, [{"step": 1, "seconds": 1.0, "eval/fid": 20.0}, {"step": 2, "seconds": 2.0,
+                                                                               "eval/fid": float(value)}])
+            groups[name].append(run)
+    rows = report.summary(groups, "eval/fid")
+    table = report.failure_table(rows, "eval/fid", 200, lower_is_better=True, baselines={"lens": "nolens"}).splitlines()
+    assert table[0] == "| group | failed (final eval/fid > 200) | share [95% CI] | baseline | Fisher p | verdict |"
+    lens = next(line for line in table if line.startswith("| lens |"))
+    assert lens.startswith("| lens | 1 of 10 | 0.10 [0.00, 0.45] | nolens |") and lens.endswith("**holds** |")
+    assert next(line for line in table if line.startswith("| nolens |")).startswith("| nolens | 8 of 10 | 0.80 [")
+
+
+def test_a_bad_failure_key_is_refused(tmp_path):
+    (tmp_path / "c.yaml").write_text("train: {steps: 2}\n")
+    path = tmp_path / "e.yaml"
+    path.write_text(f"failure: {{metric: eval/fid, above: 3}}\ngroups: {{a: {{config: {tmp_path / 'c.yaml'}}}}}\n")
+    with pytest.raises(ConfigError, match="'failure': got .*; allowed: \\{metric: NAME, threshold: NUMBER\\}"):
+        load_experiment(path)

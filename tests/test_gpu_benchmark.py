@@ -14,7 +14,8 @@ ROOT = Path(__file__).parents[1]
 def test_the_gpu_benchmark_runs_tiny_on_a_cpu():
     paths = "advas-e1 AdvAs n_adv=1,icr dcgan32 ACGD"
     done = subprocess.run([sys.executable, "benchmarks/gpu.py", "--device", "cpu", "--tiny", "--warmup", "1",
-                           "--iterations", "1", "--paths", paths, "--variants", "fp32,bf16,fp32 compiled"], cwd=ROOT, capture_output=True, text=True,
+                           "--iterations", "1", "--paths", paths, "--variants", "fp32,bf16,fp32 compiled"],
+                          cwd=ROOT, capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.splitlines()

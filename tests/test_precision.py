@@ -30,7 +30,8 @@ METHODS = {
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
 @pytest.mark.parametrize("method", list(METHODS))
 def test_each_method_trains_and_stays_finite(tmp_path, method, precision):
-    run = train(load_config(None, SMALL + METHODS[method] + [f"train.precision={precision}"]), tmp_path)  # a non-finite value would stop it
+    # a non-finite value would stop the run
+    run = train(load_config(None, SMALL + METHODS[method] + [f"train.precision={precision}"]), tmp_path)
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [2, 4, 6]
     assert all(isinstance(v, float) and math.isfinite(v) for r in records for k, v in r.items() if k != "step")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from equilibria.statistics import Interval, compare, mean_interval, verdict
+from equilibria.statistics import Interval, compare, compare_failures, mean_interval, share_interval, verdict
 
 
 def test_the_mean_interval_covers_the_true_mean_about_95_percent_of_the_time():
@@ -70,3 +70,24 @@ def test_bad_values_are_refused():
         mean_interval([])
     with pytest.raises(ValueError, match="a: got .*nan.*; allowed"):
         compare([1.0, math.nan], [1.0, 2.0], True)
+
+
+def test_clopper_pearson_interval_by_hand():
+    # exact bounds: the Beta quantiles Beta(0.025; k, n-k+1) and Beta(0.975; k+1, n-k)
+    s = share_interval(3, 10)
+    assert s.low == pytest.approx(stats.beta.ppf(0.025, 3, 8), rel=1e-9)
+    assert s.high == pytest.approx(stats.beta.ppf(0.975, 4, 7), rel=1e-9)
+    assert share_interval(0, 5).low == 0.0 and share_interval(5, 5).high == 1.0
+
+
+def test_fisher_test_of_failure_shares_by_hand():
+    # 0 of 10 against 6 of 10: two-sided p = sum of hypergeometric probabilities <= that of the table
+    a, b = share_interval(0, 10), share_interval(6, 10)
+    probabilities = [math.comb(10, k) * math.comb(10, 6 - k) / math.comb(20, 6) for k in range(7)]
+    p = sum(q for q in probabilities if q <= probabilities[0] * (1 + 1e-7))
+    p_value, verdict_ = compare_failures(a, b)
+    assert p_value == pytest.approx(p, rel=1e-9) and p < 0.05 and verdict_ == "holds"
+    assert compare_failures(b, a)[1] == "fails"
+    assert compare_failures(share_interval(1, 5), share_interval(2, 5))[1] == "undecided"
+    with pytest.raises(ValueError, match="failed, n: got 6, 5"):
+        share_interval(6, 5)

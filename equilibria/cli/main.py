@@ -83,7 +83,8 @@ def _experiment(args: argparse.Namespace) -> None:
             cluster[f"slurm_{key}"] = yaml.safe_load(value)
         runs = run_experiment(experiment, out, jobs=args.jobs, threads=args.threads, extra=args.set,
                               processes=args.processes, launcher=args.launcher, cluster=cluster)
-    print(f"report written to {write_report(runs, experiment.metrics, out, name, experiment.baseline)}")
+    path = write_report(runs, experiment.metrics, out, name, experiment.baselines, experiment.failure)
+    print(f"report written to {path}")
 
 
 def _config(args: argparse.Namespace) -> None:
