@@ -70,7 +70,7 @@ KEYS = ("seeds", "set", "metrics", "groups", "baseline", "scales", "failure")
 def load_experiment(path: str | Path, scale: str | None = None) -> Experiment:
     """Read and check an experiment file; every group's config is validated with its overrides.
     ``scale`` names one of the file's ``scales`` (quick, paper), whose overrides come after ``set``
-    (and its ``seeds``, if it gives them, replace the file's)."""
+    and after each group's own (and its ``seeds``, if it gives them, replace the file's)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"experiment file {str(path)!r} does not exist")
@@ -87,11 +87,12 @@ def load_experiment(path: str | Path, scale: str | None = None) -> Experiment:
         raise ConfigError(f"experiment key 'scales': got {scales_data!r}; allowed: a mapping name -> "
                           "{set: [key=value, ...], seeds: [...]}")
     scales = {str(name): _strings(spec.get("set"), f"scales.{name}.set") for name, spec in scales_data.items()}
+    scale_overrides: list[str] = []
     if scale is not None:
         if scale not in scales:
             raise ConfigError(f"scale: got {scale!r} for {str(path)!r}; allowed: {', '.join(scales) or 'none'}")
-        data = {**data, "seeds": scales_data[scale].get("seeds", data.get("seeds", [0])),
-                "set": [*_strings(data.get("set"), "set"), *scales[scale]]}
+        data = {**data, "seeds": scales_data[scale].get("seeds", data.get("seeds", [0]))}
+        scale_overrides = scales[scale]  # after every group's own: a scale sets the steps of all
     seeds = data.get("seeds", [0])
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds):
         raise ConfigError(f"experiment key 'seeds': got {seeds!r}; allowed: a non-empty list of integers >= 0")
@@ -108,7 +109,7 @@ def load_experiment(path: str | Path, scale: str | None = None) -> Experiment:
         config = Path(spec["config"])
         if not config.is_absolute() and not config.exists():
             config = path.parent / config
-        group = Group(config, _strings(spec.get("set"), f"groups.{name}.set"))
+        group = Group(config, [*_strings(spec.get("set"), f"groups.{name}.set"), *scale_overrides])
         load_config(group.config, [*overrides, *group.overrides])  # fail now, not after hours of training
         groups[str(name)] = group
     baseline = data.get("baseline")

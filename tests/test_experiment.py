@@ -107,11 +107,13 @@ def test_scales_and_baseline_of_an_experiment_file(tmp_path):
     path = tmp_path / "e.yaml"
     path.write_text(f"seeds: [0, 1, 2, 3, 4]\nset: [log.every=10]\nbaseline: plain\n"
                     f"scales: {{quick: {{set: [train.steps=3], seeds: [0]}}, paper: {{set: [train.steps=9000]}}}}\n"
-                    f"groups: {{plain: {{config: {tmp_path / 'c.yaml'}}}, other: {{config: {tmp_path / 'c.yaml'}}}}}\n")
+                    f"groups: {{plain: {{config: {tmp_path / 'c.yaml'}}}, "
+                    f"other: {{config: {tmp_path / 'c.yaml'}, set: [train.steps=7]}}}}\n")
     full, quick, paper = load_experiment(path), load_experiment(path, "quick"), load_experiment(path, "paper")
     assert full.baselines == {"other": "plain"} and full.seeds == [0, 1, 2, 3, 4] and full.overrides == ["log.every=10"]
-    assert quick.seeds == [0] and quick.overrides == ["log.every=10", "train.steps=3"]
-    assert paper.seeds == full.seeds and paper.overrides == ["log.every=10", "train.steps=9000"]
+    assert quick.seeds == [0] and quick.overrides == ["log.every=10"]
+    assert quick.groups["other"].overrides == ["train.steps=7", "train.steps=3"]  # the scale after the group's own
+    assert paper.seeds == full.seeds and paper.groups["plain"].overrides == ["train.steps=9000"]
     with pytest.raises(ConfigError, match="scale: got 'huge' for .*; allowed: quick, paper"):
         load_experiment(path, "huge")
     path.write_text(path.read_text().replace("baseline: plain", "baseline: {plain: other}"))
