@@ -93,6 +93,18 @@ def compare(a: Sequence[float], b: Sequence[float], lower_is_better: bool, seed:
     return Comparison(float(a.mean() - b.mean()), low, high, p_value, verdict(low, high, p_value, lower_is_better))
 
 
+def compare_paired(a: Sequence[float], b: Sequence[float], lower_is_better: bool, seed: int = 0) -> Comparison:
+    """Paired values (one pair per seed, e.g. the same checkpoint trained two ways): the mean of the
+    differences a - b with its BCa bootstrap interval, the paired t-test and the verdict on "a better"."""
+    a, b = _values(a, "a"), _values(b, "b")
+    if a.shape != b.shape:
+        raise ValueError(f"a, b: got {len(a)} and {len(b)} values; allowed: one pair per seed (equal lengths)")
+    differences = mean_interval(a - b, seed)
+    p_value = math.nan if len(a) < 2 or np.ptp(a - b) == 0 else float(stats.ttest_rel(a, b).pvalue)
+    return Comparison(differences.mean, differences.low, differences.high, p_value,
+                      verdict(differences.low, differences.high, p_value, lower_is_better))
+
+
 def verdict(low: float, high: float, p_value: float, lower_is_better: bool, alpha: float = 0.05) -> str:
     """"holds" when the interval of (method - baseline) lies wholly on the better side of zero and
     Welch's ``p_value`` is below ``alpha``, "fails" when the same holds on the worse side, else

@@ -14,6 +14,16 @@ At CPU scale (width 16, 3000 iterations; about 7 minutes, then 5 for this script
         --set data.split=test --set generator.width=16 --set discriminator.width=16 --set train.steps=3000 \\
         --set log.checkpoint_every=500 --set eval.every=500 --set eval.num_samples=1000 --set eval.metrics=fid
     .venv/bin/python experiments/icr_checkpoint.py runs/icr-checkpoint/simgd --steps 1000 --every 20
+
+With several runs (one per seed: ``experiments/icr-checkpoint-sources.yaml`` trains them), each gets
+its own outputs, and a summary over the seeds follows: the final output distances of the
+discriminator alone and trained jointly, their paired difference with its 95% bootstrap interval,
+the paired t-test and the verdict on the paper's claim (alone moves further), written to
+``OUT/stability-summary.md``:
+
+    .venv/bin/equilibria experiment experiments/icr-checkpoint-sources.yaml
+    .venv/bin/python experiments/icr_checkpoint.py runs/icr-checkpoint-sources/simgd/s* --steps 1000 \\
+        --every 20 --out runs/icr-checkpoint-sources
 """
 
 from __future__ import annotations
@@ -30,6 +40,7 @@ from equilibria.files import write_atomically
 from equilibria.images import save_figure
 from equilibria.training.run import fixed_noise, generate, restore_run
 from equilibria.analysis.icr_checkpoint import train_from_checkpoint
+from equilibria.statistics import compare_paired, mean_interval
 
 MODES = {"discriminator alone": True, "jointly": False}
 
@@ -49,21 +60,10 @@ def plot(results: dict[str, list[dict[str, float]]], path: Path) -> Path:
     return save_figure(figure, path)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run", type=Path, help="a run directory with checkpoints (simultaneous or alternating updates)")
-    parser.add_argument("--steps", type=int, default=500, help="iterations from the checkpoint (default 500)")
-    parser.add_argument("--every", type=int, default=10, help="measure every N iterations (default 10)")
-    parser.add_argument("--probe", type=int, default=500, help="real and generated probe images each (default 500)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=None, help="output directory (default: the run directory)")
-    args = parser.parse_args()
-    for option in ("steps", "every", "probe"):
-        if getattr(args, option) < 1:
-            parser.error(f"--{option}: got {getattr(args, option)}; allowed: an integer >= 1")
-    out = args.out or args.run
+def analyse(run: Path, out: Path, args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict:
+    """Figure 4 from one run's last checkpoint, written to ``out``; the results by mode."""
     try:
-        trainer, dataset, path = restore_run(args.run)
+        trainer, dataset, path = restore_run(run)
     except (ValueError, FileNotFoundError) as error:  # not a run directory, no checkpoint, missing data
         parser.error(str(error))
     if args.probe > len(dataset):
@@ -76,11 +76,11 @@ def main() -> None:
                                            freeze_generator=frozen, seed=args.seed)
                for mode, frozen in MODES.items()}
     out.mkdir(parents=True, exist_ok=True)
-    summary = {"run": str(args.run), "checkpoint": path.name, "steps": args.steps, "probe": args.probe,
+    summary = {"run": str(run), "checkpoint": path.name, "steps": args.steps, "probe": args.probe,
                "results": results}
     write_atomically(out / "stability.json", lambda f: f.write(json.dumps(summary, indent=1).encode()))
     plot(results, out / "stability.png")
-    print(f"from {path.name} of {args.run}; outputs: {out / 'stability.json'}, {out / 'stability.png'}")
+    print(f"from {path.name} of {run}; outputs: {out / 'stability.json'}, {out / 'stability.png'}")
     print("| iterations | mode | loss on probe sets | d_real | d_fake | weight distance |")
     print("| --- | --- | --- | --- | --- | --- |")
     marks = {0, args.steps // 10, args.steps // 2, args.steps}
@@ -89,6 +89,48 @@ def main() -> None:
             if r["step"] in marks:
                 print(f"| {r['step']} | {mode} | {r['loss']:.4f} | {r['d_real']:.3f} | {r['d_fake']:.3f} | "
                       f"{r['weights']:.3f} |")
+    return results
+
+
+def summarise(all_results: list[dict], steps: int) -> str:
+    """The final distances over the runs: alone and jointly, and their paired difference."""
+    lines = [f"# ICR Figure 4 over {len(all_results)} runs (final values after {steps} iterations)", "",
+             "| quantity | alone [95% CI] | jointly [95% CI] | alone - jointly [95% CI] | paired t p | "
+             "the discriminator alone moves further |", "| --- | --- | --- | --- | --- | --- |"]
+    for key in ("d_real", "d_fake", "weights"):
+        alone = [r["discriminator alone"][-1][key] for r in all_results]
+        jointly = [r["jointly"][-1][key] for r in all_results]
+        a, j = mean_interval(alone), mean_interval(jointly)
+        c = compare_paired(alone, jointly, lower_is_better=False)
+        lines.append(f"| {key} | {a.mean:.3g} [{a.low:.3g}, {a.high:.3g}] | {j.mean:.3g} [{j.low:.3g}, {j.high:.3g}] | "
+                     f"{c.difference:+.3g} [{c.low:+.3g}, {c.high:+.3g}] | {c.p_value:.2g} | **{c.verdict}** |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", type=Path, nargs="+",
+                        help="run directories with checkpoints (simultaneous or alternating updates), one per seed")
+    parser.add_argument("--steps", type=int, default=500, help="iterations from the checkpoint (default 500)")
+    parser.add_argument("--every", type=int, default=10, help="measure every N iterations (default 10)")
+    parser.add_argument("--probe", type=int, default=500, help="real and generated probe images each (default 500)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=None,
+                        help="output directory (default: the run directory; with several runs, OUT/<run name> each "
+                             "and OUT/stability-summary.md)")
+    args = parser.parse_args()
+    for option in ("steps", "every", "probe"):
+        if getattr(args, option) < 1:
+            parser.error(f"--{option}: got {getattr(args, option)}; allowed: an integer >= 1")
+    if len(args.runs) == 1:
+        analyse(args.runs[0], args.out or args.runs[0], args, parser)
+        return
+    if args.out is None:
+        parser.error("--out: several runs need an output directory for their summary")
+    all_results = [analyse(run, args.out / run.name, args, parser) for run in args.runs]
+    summary = summarise(all_results, args.steps)
+    write_atomically(args.out / "stability-summary.md", lambda f: f.write(summary.encode()))
+    print(summary)
 
 
 if __name__ == "__main__":

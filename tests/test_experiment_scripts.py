@@ -24,6 +24,29 @@ def test_icr_checkpoint_script_on_a_small_run(tmp_path):
     assert "| 4 | jointly |" in done.stdout
 
 
+def test_icr_checkpoint_script_over_several_seeds_summarises_paired_differences(tmp_path):
+    runs = [tmp_path / f"s{seed}" for seed in range(3)]
+    for seed, run in enumerate(runs):
+        subprocess.run([sys.executable, "-m", "equilibria.cli.main", "train", str(ROOT / "configs/ring8.yaml"),
+                        "--run-dir", str(run), "--set", "train.steps=4", "--set", "train.update=simultaneous",
+                        "--set", f"seed={seed}", "--set", "log.tensorboard=false", "--set", "log.progress=false"],
+                       check=True, capture_output=True)
+    done = subprocess.run([sys.executable, str(ROOT / "experiments/icr_checkpoint.py"), *map(str, runs), "--steps",
+                           "4", "--every", "2", "--probe", "16", "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = (tmp_path / "out" / "stability-summary.md").read_text()
+    assert summary.startswith("# ICR Figure 4 over 3 runs (final values after 4 iterations)")
+    rows = [line for line in summary.splitlines() if line.startswith(("| d_real", "| d_fake", "| weights"))]
+    assert len(rows) == 3 and all(row.rstrip().endswith(("**holds** |", "**fails** |", "**undecided** |"))
+                                  for row in rows)
+    finals = [json.loads((tmp_path / "out" / f"s{seed}" / "stability.json").read_text()) for seed in range(3)]
+    alone = [f["results"]["discriminator alone"][-1]["d_real"] for f in finals]
+    jointly = [f["results"]["jointly"][-1]["d_real"] for f in finals]
+    mean_difference = sum(a - j for a, j in zip(alone, jointly)) / 3
+    assert f"| {mean_difference:+.3g} [" in rows[0]
+
+
 def test_vral_histograms_script_on_small_runs(tmp_path):
     for group in ("b-10to1", "b-2to1"):
         subprocess.run([sys.executable, "-m", "equilibria.cli.main", "train", str(ROOT / "configs/ring8.yaml"),
@@ -38,7 +61,9 @@ def test_vral_histograms_script_on_small_runs(tmp_path):
 
 
 def test_scripts_refuse_bad_options_with_a_clear_error(tmp_path):
-    cases = [(["experiments/icr_checkpoint.py", str(tmp_path), "--steps", "0"], "--steps: got 0; allowed: an integer >= 1"),
+    cases = [(["experiments/icr_checkpoint.py", str(tmp_path), "--steps", "0"],
+              "--steps: got 0; allowed: an integer >= 1"),
+             (["experiments/icr_checkpoint.py", str(tmp_path), str(tmp_path)], "--out: several runs need"),
              (["experiments/icr_checkpoint.py", str(tmp_path)], "is not a run directory"),
              (["experiments/vral_histograms.py", str(tmp_path), "--samples", "1"], "--samples: got 1"),
              (["experiments/vral_histograms.py", str(tmp_path)], "no runs */s0")]

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from equilibria.statistics import Interval, compare, compare_failures, mean_interval, share_interval, verdict
+from equilibria.statistics import (Interval, compare, compare_failures, compare_paired, mean_interval, share_interval,
+                                   verdict)
 
 
 def test_the_mean_interval_covers_the_true_mean_about_95_percent_of_the_time():
@@ -91,3 +92,16 @@ def test_fisher_test_of_failure_shares_by_hand():
     assert compare_failures(share_interval(1, 5), share_interval(2, 5))[1] == "undecided"
     with pytest.raises(ValueError, match="failed, n: got 6, 5"):
         share_interval(6, 5)
+
+
+def test_paired_comparison_by_hand():
+    a = [3.1, 2.9, 3.6, 3.3, 3.0, 3.4]
+    b = [2.0, 2.2, 2.1, 2.6, 1.9, 2.4]
+    d = np.subtract(a, b)
+    t = d.mean() / (d.std(ddof=1) / math.sqrt(len(d)))
+    p = 2 * stats.t.sf(abs(t), len(d) - 1)
+    c = compare_paired(a, b, lower_is_better=False)  # a larger is "better" (moves further)
+    assert c.difference == pytest.approx(d.mean()) and c.p_value == pytest.approx(p, rel=1e-9)
+    assert 0 < c.low < c.difference < c.high and c.verdict == "holds"
+    with pytest.raises(ValueError, match="one pair per seed"):
+        compare_paired([1.0, 2.0], [1.0], True)
