@@ -158,7 +158,6 @@ class Trainer:
         # differentiate twice (see _compiled).
         self._generator_forward = _compiled(generator) if compile else generator
         self._discriminator_forward = _compiled(discriminator) if compile else discriminator
-        # fp16: one loss scaler per player, since their losses and gradients differ by orders of magnitude
         self.monitor = FiniteMonitor()
         self.skips = {"total": 0, "in_a_row": 0}
         self._skipped: list[tuple[str, float]] = []  # (quantity, value) of this iteration's skipped updates
