@@ -98,8 +98,8 @@ def campaign(out: Path, kills: int, seed: int, max_wait: float = 0.4) -> dict:
                                    stderr=subprocess.DEVNULL)
         figures["resumes"] += not first
         started(process, victim)
-        at_write = round_ % 2 == 1
-        deadline = time.monotonic() + (max_wait if at_write else rng.uniform(0.0, max_wait))
+        at_write = round_ % 2 == 1  # wait for a checkpoint write, however slow a loaded machine makes the run
+        deadline = time.monotonic() + (30.0 if at_write else rng.uniform(0.0, max_wait))
         while process.poll() is None and time.monotonic() < deadline:
             if at_write and writing(victim):
                 break
