@@ -13,13 +13,13 @@ AdvAs in both modes (r stays eager; the generator's forward and the objective's 
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 
 import torch
 
 from equilibria.training.build import build_trainer
 from equilibria.training.config import load_config
+from interleaved import interleaved_medians
 
 PATHS = {
     "plain": [],
@@ -48,14 +48,7 @@ def main() -> None:
                 trainer.train_step()
             if variant == "compiled":
                 compile_seconds = time.perf_counter() - start
-        times: dict[str, list[float]] = {variant: [] for variant in trainers}
-        for _ in range(args.rounds):
-            for variant, trainer in trainers.items():
-                for _ in range(5):
-                    start = time.perf_counter()
-                    trainer.train_step()
-                    times[variant].append(time.perf_counter() - start)
-        median = {variant: statistics.median(t) for variant, t in times.items()}
+        median = interleaved_medians(trainers, args.rounds)
         print(f"{name:12s} eager {median['eager'] * 1e3:7.2f} ms  " + "  ".join(
             f"{v} {median[v] * 1e3:7.2f} ms ({median[v] / median['eager']:.2f}x)" for v in ("compiled", "channels_last"))
             + f"  (first 3 compiled iterations: {compile_seconds:.0f} s)")

@@ -11,14 +11,13 @@ stays fp32, so only the players' own forward passes change). Whether the CPU has
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from pathlib import Path
 
 import torch
 
 from equilibria.training.build import build_trainer
 from equilibria.training.config import load_config
+from interleaved import interleaved_medians
 
 PATHS = {
     "plain": [],
@@ -39,16 +38,9 @@ def main() -> None:
     for name, extra in PATHS.items():
         trainers = {p: build_trainer(load_config(None, [f"threads={args.threads}", f"train.precision={p}", *extra]))
                     for p in ("fp32", "bf16", "fp16")}
-        times: dict[str, list[float]] = {p: [] for p in trainers}
-        for trainer in trainers.values():
+        for trainer in trainers.values():  # warm-up
             trainer.train_step()
-        for _ in range(args.rounds):
-            for precision, trainer in trainers.items():
-                for _ in range(5):
-                    start = time.perf_counter()
-                    trainer.train_step()
-                    times[precision].append(time.perf_counter() - start)
-        median = {p: statistics.median(t) for p, t in times.items()}
+        median = interleaved_medians(trainers, args.rounds)
         print(f"{name:8s} fp32 {median['fp32'] * 1e3:8.2f} ms  " + "  ".join(
             f"{p} {median[p] * 1e3:8.2f} ms ({median[p] / median['fp32']:.2f}x)" for p in ("bf16", "fp16")))
 

@@ -230,9 +230,11 @@ def train(config: Config, run_dir: str | Path | None = None, *, resume: bool = F
 
         # the first process trains the classifier and extracts the reference features into the caches,
         # the others read them there
-        evaluate_generator = build_evaluator() if parallel.main else None
+        if parallel.main:
+            evaluate_generator = build_evaluator()
         parallel.broadcast(None)
-        evaluate_generator = evaluate_generator or build_evaluator()
+        if not parallel.main:
+            evaluate_generator = build_evaluator()
 
     steps = config.train.steps
     bar = tqdm(total=steps, initial=trainer.step, disable=not (config.log.progress and parallel.main), desc="train",
@@ -300,7 +302,7 @@ def mean_over_processes(values: dict[str, float], parallel: DataParallel, shard:
     local = dict(values)
     for key, mean in spread.items():  # the mean of squares, which averages
         local[key] = ((shard - 1) * values[key] ** 2 + shard * values[mean] ** 2) / shard
-    stacked = torch.tensor(list(local.values()), dtype=torch.float64)
+    stacked = torch.tensor(list(local.values()), dtype=torch.float64, device=parallel.device)  # NCCL: on the GPU
     parallel.average([stacked])
     merged = dict(zip(local, stacked.tolist()))
     n = shard * parallel.world
