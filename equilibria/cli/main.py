@@ -208,8 +208,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         args.func(args)
-        if "torch.distributed" in sys.modules and sys.modules["torch.distributed"].is_initialized():
-            sys.modules["torch.distributed"].destroy_process_group()
+        distributed = sys.modules.get("torch.distributed")
+        if distributed is not None and distributed.is_initialized():
+            distributed.barrier()  # every process done (the first one writes last) before the group goes
+            distributed.destroy_process_group()
     except RunStopped as stopped:
         print(f"equilibria: {stopped}", file=sys.stderr)
         return stopped.exit_code
