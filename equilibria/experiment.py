@@ -17,17 +17,20 @@ An experiment file (YAML, safe loader)::
 Each run goes to ``OUT/<group>/s<seed>`` and is trained in a subprocess (``jobs`` at a time, each
 with ``threads`` torch threads), or as a submitit job on SLURM (``equilibria.launch``), on one
 process or several under torchrun; a finished run is skipped and an interrupted one resumed, so the
-same command continues an experiment. The report is ``OUT/report.md`` with one PNG of curves per
-metric (against iterations and wall-clock time), a table of best and final values with 95%
-intervals over seeds and, with a ``baseline``, each group's difference from it with its interval,
-Welch's t-test and a verdict (``equilibria.statistics``); with ``failure``, each group's share of
-failed runs with its exact interval and Fisher's exact test against its baseline. Every group
-starts from the same initial weights for a given seed (the networks are built from the seed
-before any method's).
+same command continues an experiment, seed by seed (every group of a seed before the next). A
+finished run's record without its checkpoints (``archive``) counts as done. The report, over the
+finished runs, is ``OUT/report.md`` with one PNG of curves per metric (against iterations and wall-
+clock time), a table of best and final values with 95% intervals over seeds and the change over the
+last quarter of training (the plateau check) and, with a ``baseline``, each group's difference from
+it with its interval, Welch's t-test and a verdict (``equilibria.statistics``); with ``failure``,
+each group's share of failed runs with its exact interval and Fisher's exact test against its
+baseline. Every group starts from the same initial weights for a given seed (the networks are built
+from the seed before any method's).
 """
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -133,7 +136,8 @@ def load_experiment(path: str | Path, scale: str | None = None) -> Experiment:
 def run_experiment(experiment: Experiment, out: Path, *, jobs: int = 1, threads: int = 1,
                    extra: list[str] | None = None, processes: int = 1, launcher: str = "local",
                    cluster: dict[str, Any] | None = None) -> dict[str, list[Path]]:
-    """Train every (group, seed) that is not finished; return the run directories by group.
+    """Train every (group, seed) that is not finished, every group of a seed before the next seed;
+    return the run directories by group.
 
     ``launcher``: "local" (subprocesses here, ``jobs`` at a time), "slurm" or "submitit-local"
     (submitit jobs, all submitted at once; ``cluster`` adds submitit parameters such as
@@ -142,10 +146,10 @@ def run_experiment(experiment: Experiment, out: Path, *, jobs: int = 1, threads:
         raise ConfigError(f"launcher: got {launcher!r}; allowed: {', '.join(LAUNCHERS)}")
     if processes < 1:
         raise ConfigError(f"processes: got {processes}; allowed: an integer >= 1 (processes per run)")
-    tasks, runs, gpus = [], {}, 0
-    for name, group in experiment.groups.items():
-        runs[name] = []
-        for seed in experiment.seeds:
+    tasks, gpus = [], 0
+    runs: dict[str, list[Path]] = {name: [] for name in experiment.groups}
+    for seed in experiment.seeds:  # seed by seed: an experiment stopped early has whole seeds to compare
+        for name, group in experiment.groups.items():
             run_dir = out / name / f"s{seed}"
             runs[name].append(run_dir)
             overrides = [*experiment.overrides, *group.overrides, *(extra or []), f"seed={seed}",
@@ -169,16 +173,56 @@ def run_experiment(experiment: Experiment, out: Path, *, jobs: int = 1, threads:
     return runs
 
 
+RECORD_FILES = ("config.yaml", "metrics.jsonl")
+
+
+def finished(run_dir: Path) -> bool:
+    """Whether the run in ``run_dir`` has done the steps its ``config.yaml`` asks for."""
+    config_path = run_dir / "config.yaml"
+    if not config_path.is_file():
+        return False
+    steps = int(yaml.safe_load(config_path.read_text())["train"]["steps"])
+    return RunTask(run_dir.name, run_dir, config_path, [], steps).state() == "done"
+
+
+def archive(runs: dict[str, list[Path]], out: Path, dest: Path) -> list[Path]:
+    """Copy the record of every finished run (its ``config.yaml`` and ``metrics.jsonl``, not its
+    checkpoints or samples) to ``dest/<group>/s<seed>``, and ``out``'s report and curves to ``dest``:
+    a few kilobytes a run, enough to rewrite the report (``--report-only --out DEST``) and, copied
+    back into an experiment's directory, counted as done (``RunTask.state``). Unfinished runs are
+    left out. Returns the run directories written."""
+    if dest.resolve() == out.resolve():
+        raise ConfigError(f"archive: got {str(dest)!r}, the experiment's own directory; allowed: another directory")
+    written = []
+    for name, run_dirs in runs.items():
+        for run_dir in filter(finished, run_dirs):
+            target = dest / name / run_dir.name
+            target.mkdir(parents=True, exist_ok=True)
+            for file in RECORD_FILES:
+                shutil.copy2(run_dir / file, target / file)
+            written.append(target)
+    for file in [out / "report.md", *sorted(out.glob("curves-*.png"))]:
+        if file.is_file():
+            shutil.copy2(file, dest / file.name)
+    return written
+
+
 HIGHER_IS_BETTER = ("is", "inception_score", "precision", "recall", "modes", "high_quality")
 
 
 def write_report(runs: dict[str, list[Path]], metrics: list[str], out: Path, title: str,
                  baselines: dict[str, str] | None = None, failure: tuple[str, float] | None = None) -> Path:
-    """``out/report.md``: per metric, a table of best and final values with 95% intervals over seeds,
+    """``out/report.md`` over the finished runs: per metric, a table of best and final values with 95%
+    intervals over seeds, the change over the last quarter of training,
     each group against its baseline (``baselines``: group -> baseline; difference, interval, Welch's
     t-test, verdict), and a curves PNG; with ``failure`` (metric, threshold), the share of failed runs
     per group (Fisher's exact test against the baseline)."""
     lines = [f"# {title}", ""]
+    total = sum(map(len, runs.values()))
+    runs = {name: [r for r in run_dirs if finished(r)] for name, run_dirs in runs.items()}
+    done = sum(map(len, runs.values()))
+    if done < total:
+        lines += [f"{done} of {total} runs have finished; the tables and curves leave out the others.", ""]
     if failure is not None:
         key, threshold = failure
         lower = not key.endswith(HIGHER_IS_BETTER)

@@ -10,6 +10,7 @@ checkpoints after its current iteration and exits) and asks to be requeued.
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -21,6 +22,16 @@ from typing import Any
 from equilibria.training import checkpoint
 
 LAUNCHERS = ("local", "submitit-local", "slurm")
+
+
+def recorded_steps(run_dir: Path) -> int:
+    """The step of the last record in ``run_dir/metrics.jsonl`` (0 without one)."""
+    path = run_dir / "metrics.jsonl"
+    lines = path.read_text().splitlines() if path.is_file() else []
+    try:
+        return int(json.loads(lines[-1])["step"]) if lines else 0
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+        return 0  # a torn last line: the run is not finished
 
 
 @dataclass
@@ -36,10 +47,11 @@ class RunTask:
     processes: int = 1
 
     def state(self) -> str:
-        """'done', 'partial' or 'new'."""
+        """'done', 'partial' or 'new'. A run without checkpoints is done when its metrics reach its
+        steps: the record of a finished run kept without its weights (``equilibria.experiment.archive``)."""
         found = checkpoint.checkpoints(self.run_dir / "checkpoints")
         if not found:
-            return "new"
+            return "done" if recorded_steps(self.run_dir) >= self.steps else "new"
         return "done" if checkpoint.step_of(found[-1]) >= self.steps else "partial"
 
     def command(self) -> list[str] | None:

@@ -56,23 +56,34 @@ def summary(groups: Mapping[str, Sequence[Path]], key: str, lower_is_better: boo
         rows.append({"group": label, "runs": len(logged), "best_mean": statistics.fmean(bests),
                      "best_std": statistics.stdev(bests) if len(bests) > 1 else 0.0, "bests": bests,
                      "final_mean": statistics.fmean(finals), "finals": finals,
+                     "drifts": [_last_quarter_change(records, key) for records in logged],
                      "seconds_mean": statistics.fmean(seconds)})
     return rows
 
 
-def _interval(values: Sequence[float]) -> str:
-    i = mean_interval(values)
-    return f"{i.mean:.3g}" if i.n < 2 else f"{i.mean:.3g} [{i.low:.3g}, {i.high:.3g}]"
+def _last_quarter_change(records: Sequence[dict], key: str) -> float:
+    """The final value of ``key`` minus its last value at or before 3/4 of the final step: near 0 when
+    the run has reached its plateau."""
+    logged = [r for r in records if _has(r, key)]
+    final = logged[-1]
+    earlier = [r for r in logged if r["step"] <= 0.75 * final["step"]] or logged[:1]
+    return float(final[key] - earlier[-1][key])
+
+
+def _interval(values: Sequence[float], sign: bool = False) -> str:
+    i, f = mean_interval(values), "+.3g" if sign else ".3g"
+    return f"{i.mean:{f}}" if i.n < 2 else f"{i.mean:{f}} [{i.low:{f}}, {i.high:{f}}]"
 
 
 def markdown_table(rows: Sequence[dict], key: str) -> str:
-    """Per group: best and final value, mean over seeds with its 95% bootstrap interval."""
-    lines = [f"| group | seeds | best {key} [95% CI] | per seed | final {key} [95% CI] | seconds per run |",
-             "| --- | --- | --- | --- | --- | --- |"]
+    """Per group: best and final value, mean over seeds with its 95% bootstrap interval, and the change
+    over the last quarter of the steps (the plateau check: its interval should hold 0)."""
+    lines = [f"| group | seeds | best {key} [95% CI] | per seed | final {key} [95% CI] | seconds per run "
+             "| change over the last quarter [95% CI] |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         per_seed = ", ".join(f"{b:.3g}" for b in r["bests"])
         lines.append(f"| {r['group']} | {r['runs']} | {_interval(r['bests'])} | {per_seed} | "
-                     f"{_interval(r['finals'])} | {r['seconds_mean']:.0f} |")
+                     f"{_interval(r['finals'])} | {r['seconds_mean']:.0f} | {_interval(r['drifts'], sign=True)} |")
     return "\n".join(lines)
 
 

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from equilibria import report
-from equilibria.experiment import load_experiment, run_experiment, write_report
+from equilibria.experiment import archive, load_experiment, run_experiment, write_report
+from equilibria.launch import RunTask
 from equilibria.training.config import ConfigError
 
 
@@ -26,7 +27,10 @@ def test_summary_and_table_from_hand_written_runs(tmp_path):
     assert row["final_mean"] == pytest.approx(32.5) and row["seconds_mean"] == pytest.approx(5.0)
     assert row["finals"] == [40.0, 25.0]
     # the intervals of two seeds span their two values (BCa bootstrap of the mean)
-    assert "| g | 2 | 25 [20, 30] | 30, 20 | 32.5 [25, 40] | 5 |" in report.markdown_table([row], "fid")
+    # the last-quarter change: a 40 - 30 (step 4 against step 3), b 25 - 20 (step 3 against step 1)
+    assert row["drifts"] == [10.0, 5.0]
+    table = report.markdown_table([row], "fid")
+    assert "| g | 2 | 25 [20, 30] | 30, 20 | 32.5 [25, 40] | 5 | +7.5 [+5, +10] |" in table
     steps, seconds, values = report.series(a, "fid")
     assert steps.tolist() == [1, 3, 4] and values.tolist() == [50.0, 30.0, 40.0]
     path = report.plot_curves({"g": [a, b]}, "fid", tmp_path / "c.png")
@@ -59,13 +63,19 @@ def test_bad_experiment_files(tmp_path, text, message):
         load_experiment(path)
 
 
-def test_run_experiment_trains_then_skips_finished_runs(tmp_path, capsys):
+def tiny_experiment(tmp_path, steps, seeds, log="", groups=("small",)):
+    """An experiment of tiny GANs on digits, ``steps`` long, each group the same config."""
     config = tmp_path / "c.yaml"
-    config.write_text("train: {steps: 3, batch_size: 16}\ngenerator: {width: 8}\ndiscriminator: {width: 8}\n"
-                      "log: {every: 1, tensorboard: false}\n")
+    config.write_text(f"train: {{steps: {steps}, batch_size: 16}}\ngenerator: {{width: 8}}\n"
+                      f"discriminator: {{width: 8}}\nlog: {{every: 1, tensorboard: false{log}}}\n")
     path = tmp_path / "e.yaml"
-    path.write_text(f"seeds: [3]\nmetrics: [loss_adv]\ngroups: {{small: {{config: {config}}}}}\n")
-    experiment = load_experiment(path)
+    path.write_text(f"seeds: {seeds}\nmetrics: [loss_adv]\ngroups: {{"
+                    + ", ".join(f"{g}: {{config: {config}}}" for g in groups) + "}\n")
+    return load_experiment(path)
+
+
+def test_run_experiment_trains_then_skips_finished_runs(tmp_path, capsys):
+    experiment = tiny_experiment(tmp_path, 3, [3])
     runs = run_experiment(experiment, tmp_path / "out")
     assert runs == {"small": [tmp_path / "out" / "small" / "s3"]}
     assert (runs["small"][0] / "checkpoints" / "step-00000003.pt").exists()
@@ -75,6 +85,50 @@ def test_run_experiment_trains_then_skips_finished_runs(tmp_path, capsys):
     report_path = write_report(runs, ["loss_adv"], tmp_path / "out", "small")
     assert "| small | 1 |" in report_path.read_text() and (tmp_path / "out" / "curves-loss_adv.png").exists()
     assert "## loss_adv (a diagnostic: 'best' is the lowest value)" in report_path.read_text()
+
+
+def test_runs_are_trained_seed_by_seed(tmp_path, monkeypatch):
+    started = []
+    monkeypatch.setattr("equilibria.experiment.run_locally", lambda tasks, jobs: started.extend(t.label for t in tasks))
+    runs = run_experiment(tiny_experiment(tmp_path, 2, [0, 1], groups=("a", "b")), tmp_path / "out")
+    assert started == ["a/s0", "b/s0", "a/s1", "b/s1"]
+    assert runs == {g: [tmp_path / "out" / g / "s0", tmp_path / "out" / g / "s1"] for g in ("a", "b")}
+
+
+def test_an_archive_keeps_finished_runs_records_and_counts_them_done(tmp_path, capsys):
+    experiment = tiny_experiment(tmp_path, 4, [0, 1], log=", checkpoint_every: 2")
+    out = tmp_path / "out"
+    runs = run_experiment(experiment, out)
+    (runs["small"][1] / "checkpoints" / "step-00000004.pt").unlink()  # as if seed 1 had stopped at step 2
+    text = write_report(runs, ["loss_adv"], out, "small").read_text()
+    assert "1 of 2 runs have finished; the tables and curves leave out the others." in text
+    assert "| small | 1 |" in text
+    dest = tmp_path / "archive"
+    assert archive(runs, out, dest) == [dest / "small" / "s0"]
+    assert sorted(p.name for p in (dest / "small" / "s0").iterdir()) == ["config.yaml", "metrics.jsonl"]
+    assert (dest / "report.md").is_file() and (dest / "curves-loss_adv.png").is_file()
+    assert not (dest / "small" / "s1").exists()
+    capsys.readouterr()
+    run_experiment(experiment, dest)  # the archived run is done, the missing one trains
+    assert "small/s0: done" in capsys.readouterr().out
+    assert not (dest / "small" / "s0" / "checkpoints").exists()
+    assert (dest / "small" / "s1" / "checkpoints" / "step-00000004.pt").exists()
+    with pytest.raises(ConfigError, match="archive: got .*the experiment's own directory"):
+        archive(runs, out, out)
+
+
+def test_a_run_without_checkpoints_is_done_only_when_its_records_reach_its_steps(tmp_path):
+    def state(records, torn=""):
+        run_dir = tmp_path / str(len(list(tmp_path.iterdir())))
+        write_metrics(run_dir, records)
+        with (run_dir / "metrics.jsonl").open("a") as handle:
+            handle.write(torn)
+        return RunTask("r", run_dir, tmp_path / "c.yaml", [], steps=10).state()
+
+    assert state([{"step": 5}, {"step": 10}]) == "done"
+    assert state([{"step": 5}]) == "new"
+    assert state([]) == "new"
+    assert state([{"step": 10}], torn='{"step": 1') == "new"
 
 
 @pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "experiments").glob("*.yaml")), ids=lambda p: p.name)

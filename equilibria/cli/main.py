@@ -59,7 +59,7 @@ def _sample(args: argparse.Namespace) -> None:
 
 
 def _experiment(args: argparse.Namespace) -> None:
-    from equilibria.experiment import load_experiment, run_experiment, write_report
+    from equilibria.experiment import archive, load_experiment, run_experiment, write_report
 
     scale = "quick" if args.quick else args.scale
     experiment = load_experiment(args.file, scale)
@@ -85,6 +85,10 @@ def _experiment(args: argparse.Namespace) -> None:
                               processes=args.processes, launcher=args.launcher, cluster=cluster)
     path = write_report(runs, experiment.metrics, out, name, experiment.baselines, experiment.failure)
     print(f"report written to {path}")
+    if args.archive:
+        written = archive(runs, out, Path(args.archive))
+        total = sum(map(len, runs.values()))
+        print(f"records of {len(written)} of {total} runs (the finished ones) and the report copied to {args.archive}")
 
 
 def _config(args: argparse.Namespace) -> None:
@@ -161,6 +165,9 @@ def parser() -> argparse.ArgumentParser:
                                    "runs go to runs/<file>-<scale>")
     p.add_argument("--quick", action="store_true", help="the file's quick scale: the same code in a few minutes")
     p.add_argument("--report-only", action="store_true", help="only (re)write the report from existing runs")
+    p.add_argument("--archive", metavar="DIR",
+                   help="then copy the finished runs' records (config, metrics; no weights) and the report to DIR; "
+                        "copied back into the experiment's directory they count as done")
     with_overrides(p)
     p.set_defaults(func=_experiment)
 
