@@ -19,8 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from equilibria.training import checkpoint
-
 LAUNCHERS = ("local", "submitit-local", "slurm")
 
 
@@ -49,6 +47,8 @@ class RunTask:
     def state(self) -> str:
         """'done', 'partial' or 'new'. A run without checkpoints is done when its metrics reach its
         steps: the record of a finished run kept without its weights (``equilibria.experiment.archive``)."""
+        from equilibria.training import checkpoint  # here: the command line reads LAUNCHERS without torch
+
         found = checkpoint.checkpoints(self.run_dir / "checkpoints")
         if not found:
             return "done" if recorded_steps(self.run_dir) >= self.steps else "new"

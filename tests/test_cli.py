@@ -23,7 +23,33 @@ def test_train_resume_and_sample(tmp_path, capsys):
     out = tmp_path / "grid.png"
     assert main(["sample", str(run), "-n", "9", "--out", str(out), "--tensor", str(tmp_path / "s.pt")]) == 0
     assert out.stat().st_size > 0 and (tmp_path / "s.pt").exists()
-    assert "samples written to" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert f"samples written to {out}" in printed and f"tensor of the samples written to {tmp_path / 's.pt'}" in printed
+    for option in ("--out", "--tensor"):  # a missing directory is refused, not created
+        missing = tmp_path / "missing" / "x.png"
+        assert main(["sample", str(run), option, str(missing)]) == 2
+        assert f"{option}: got {str(missing)!r}, whose directory does not exist" in capsys.readouterr().err
+        assert not missing.parent.exists()
+
+
+def test_help_examples_name_configs_that_exist():
+    import re
+    from pathlib import Path
+
+    from equilibria.cli.main import EXAMPLES
+
+    named = re.findall(r"configs/\S+\.yaml", EXAMPLES)
+    assert named and all((Path(__file__).parents[1] / name).is_file() for name in named), named
+
+
+def test_every_positional_argument_has_help(capsys):
+    for command in ("train", "resume", "sample", "evaluate", "experiment", "config"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        text = capsys.readouterr().out
+        positional = text.split("positional arguments:")[1].split("options:")[0] if "positional" in text else ""
+        names = [line for line in positional.splitlines() if line.startswith("  ") and not line.startswith("   ")]
+        assert names and all(len(line.split()) > 1 for line in names), (command, positional)
 
 
 @pytest.mark.parametrize(
@@ -86,3 +112,26 @@ def test_data_download_refuses_a_corrupt_file(tmp_path, mnist_server, capsys):
 def test_console_script_runs():
     result = subprocess.run([sys.executable, "-m", "equilibria.cli.main", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "equilibria train" in result.stdout
+
+
+HELP = ["", "train", "resume", "sample", "evaluate", "experiment", "config", "game", "classifier", "classifier train",
+        "data", "data download", "data info"]
+
+
+def test_help_of_every_command_imports_no_torch():
+    script = ("import sys\nfrom equilibria.cli.main import main\n"
+              f"for command in {HELP!r}:\n"
+              "    try:\n        main([*command.split(), '--help'])\n    except SystemExit:\n        pass\n"
+              "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+    assert done.stdout.count("usage: equilibria") == len(HELP)
+
+
+def test_the_command_lines_names_are_the_librarys():
+    from equilibria import games
+    from equilibria.cli import evaluate, game
+    from equilibria.metrics import evaluation
+
+    assert evaluate.METRICS == evaluation.METRICS and evaluate.EXTRACTORS == evaluation.EXTRACTORS
+    assert game.METHODS == games.METHODS

@@ -9,8 +9,13 @@ from __future__ import annotations
 
 import argparse
 import math
+from typing import TYPE_CHECKING
 
-from equilibria.games import METHODS, Trajectory, load_game, play, plot
+if TYPE_CHECKING:
+    from equilibria import games
+
+# equilibria.games.METHODS, written here so that the help needs no torch (tests/test_cli.py checks that they agree)
+METHODS = ("simgd", "altgd", "cgd", "acgd")
 
 EXAMPLES = """examples:
   equilibria game quadratic --method simgd --lr 0.09 0.01 --steps 500 --out traj.png   # ICR Figure 3
@@ -45,6 +50,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> None:
+    from equilibria.games import load_game, play, plot
+
     game = load_game(args.game, (len(args.x0), len(args.y0)))
     methods = args.method
     unknown = [m for m in methods if m not in METHODS]
@@ -59,7 +66,7 @@ def run(args: argparse.Namespace) -> None:
         print(f"trajectories written to {plot(game, trajectories, args.out)}")
 
 
-def report(trajectories: list[Trajectory]) -> str:
+def report(trajectories: list[games.Trajectory]) -> str:
     """One line per run: method, step sizes, verdict, steps taken, final distance, spectral radius."""
     lines = [f"{'method':7s} {'lr_x':>8s} {'lr_y':>8s}  {'status':10s} {'steps':>6s} {'distance':>10s}  "
              "spectral radius at the stationary point"]

@@ -7,18 +7,16 @@ import os
 import sys
 from pathlib import Path
 
-import yaml
-
 from equilibria.cli import classifier as classifier_cli
 from equilibria.cli import evaluate as evaluate_cli
 from equilibria.cli import game
-from equilibria.data import DownloadError
 from equilibria.launch import LAUNCHERS
-from equilibria.training.config import ConfigError, config_reference, load_config, to_dict
+
+# Everything that needs torch is imported where a command runs, so that --help answers at once.
 
 EXAMPLES = """examples:
   equilibria train                                   # a small GAN on the bundled 8x8 digits
-  equilibria train configs/advas-mnist-wgangp.yaml --set data.root=../shared/data/mnist --set data.split=test
+  equilibria train configs/advas-mnist-wgangp-advas.yaml --set data.root=../shared/data/mnist --set data.split=test
   equilibria resume runs/my-run --set train.steps=20000
   equilibria sample runs/my-run -n 100 --out samples.png
   equilibria data download mnist --root data/mnist
@@ -29,6 +27,7 @@ EXAMPLES = """examples:
 
 
 def _train(args: argparse.Namespace) -> None:
+    from equilibria.training.config import load_config
     from equilibria.training.run import train
 
     config = load_config(args.config, args.set)
@@ -56,10 +55,15 @@ def _sample(args: argparse.Namespace) -> None:
     out = sample_run(Path(args.run_dir), checkpoint=args.checkpoint, num=args.num, out=args.out,
                      use_ema=not args.no_ema, seed=args.seed, tensor_out=args.tensor)
     print(f"samples written to {out}")
+    if args.tensor:
+        print(f"tensor of the samples written to {args.tensor}")
 
 
 def _experiment(args: argparse.Namespace) -> None:
+    import yaml
+
     from equilibria.experiment import archive, load_experiment, run_experiment, write_report
+    from equilibria.training.config import ConfigError
 
     scale = "quick" if args.quick else args.scale
     experiment = load_experiment(args.file, scale)
@@ -92,6 +96,10 @@ def _experiment(args: argparse.Namespace) -> None:
 
 
 def _config(args: argparse.Namespace) -> None:
+    import yaml
+
+    from equilibria.training.config import config_reference, load_config, to_dict
+
     if args.reference:
         print(config_reference(), end="")
         return
@@ -132,12 +140,13 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_train)
 
     p = commands.add_parser("resume", help="continue a run from its last checkpoint")
-    p.add_argument("run_dir")
+    p.add_argument("run_dir", help="the run directory, as written by 'equilibria train' (its config.yaml and "
+                                   "checkpoints/); --set train.steps=N trains it further")
     with_overrides(p)
     p.set_defaults(func=_resume)
 
     p = commands.add_parser("sample", help="draw samples from a run's checkpoint")
-    p.add_argument("run_dir")
+    p.add_argument("run_dir", help="the run directory (written by 'equilibria train')")
     p.add_argument("--checkpoint", help="a checkpoint file (default: the run's latest)")
     p.add_argument("-n", "--num", type=int, default=64, help="number of samples (default 64)")
     p.add_argument("--out", help="PNG path (default: RUN_DIR/samples/sample-step-N.png)")
@@ -172,7 +181,7 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_experiment)
 
     p = commands.add_parser("config", help="print the resolved, validated config")
-    p.add_argument("config", nargs="?")
+    p.add_argument("config", nargs="?", help="YAML config file (default: the built-in defaults)")
     p.add_argument("--reference", action="store_true", help="print every key as docs/CONFIG.md (markdown)")
     with_overrides(p)
     p.set_defaults(func=_config)
@@ -208,11 +217,13 @@ def _print_error(error: BaseException) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Exit codes: 0 done; 2 a bad config, option, file or checkpoint; 3 a non-finite quantity stopped
     the run; 1 an I/O error; 130 and 143 stopped by SIGINT and SIGTERM (a checkpoint written)."""
+    args = parser().parse_args(argv)  # --help and bad options exit here, before torch is imported
     from equilibria.core.finite import NonFiniteError
+    from equilibria.data import DownloadError
     from equilibria.training.checkpoint import CheckpointError
+    from equilibria.training.config import ConfigError
     from equilibria.training.run import RunStopped
 
-    args = parser().parse_args(argv)
     try:
         args.func(args)
         distributed = sys.modules.get("torch.distributed")
