@@ -231,6 +231,7 @@ def test_evaluate_command_on_a_ring_run(tmp_path, cache, capsys):
     run_cli(["evaluate", str(run), "--num-samples", "300", "--no-progress"])
     record = json.loads((run / "eval" / "step-00000004.json").read_text())
     assert record["step"] == 4 and record["dataset"] == "ring" and record["extractor"] is None
+    assert record["ema"] is False  # the run kept no EMA
     assert set(record["scores"]) <= {"modes", "high_quality", "kl"} and "modes" in record["scores"]
     assert "modes" in capsys.readouterr().out
 

@@ -6,7 +6,10 @@ import argparse
 import json
 from pathlib import Path
 
-from equilibria.metrics.evaluation import EXTRACTORS, METRICS
+# the names of equilibria.metrics.evaluation, written here so that the help needs no torch (tests/test_cli.py
+# checks that they agree)
+METRICS = ("fid", "is", "kid", "pr", "modes")
+EXTRACTORS = ("classifier", "inception")
 
 
 def _metrics(text: str) -> list[str]:
@@ -25,7 +28,7 @@ def _evaluate(args: argparse.Namespace) -> None:
 
     run_dir = Path(args.run_dir)
     config = load_run_config(run_dir)
-    generator, step = load_generator(run_dir, args.checkpoint, use_ema=not args.no_ema)
+    generator, step, ema = load_generator(run_dir, args.checkpoint, use_ema=not args.no_ema)
     dataset = dataset_of(config)
     value_range = generator.output_range or (-1.0, 1.0)
     extractor = None
@@ -49,7 +52,7 @@ def _evaluate(args: argparse.Namespace) -> None:
     out = Path(args.out) if args.out else run_dir / "eval" / f"step-{step:08d}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     record = {"run_dir": str(run_dir), "checkpoint": args.checkpoint or "latest", "step": step,
-              "ema": not args.no_ema, "dataset": dataset.name, "num_samples": args.num_samples, "seed": args.seed,
+              "ema": ema, "dataset": dataset.name, "num_samples": args.num_samples, "seed": args.seed,
               "extractor": None if extractor is None else extractor.name, "scores": scores}
     out.write_text(json.dumps(record, indent=2) + "\n")
     print(f"written to {out}")
@@ -58,7 +61,7 @@ def _evaluate(args: argparse.Namespace) -> None:
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Add ``evaluate`` to the ``equilibria`` command's subcommands."""
     p = subparsers.add_parser("evaluate", help="FID, IS, KID, precision/recall and mode coverage of a run")
-    p.add_argument("run_dir")
+    p.add_argument("run_dir", help="the run directory (written by 'equilibria train')")
     p.add_argument("--checkpoint", help="a checkpoint file (default: the run's latest)")
     p.add_argument("--metrics", type=_metrics, default=None,
                    help=f"comma-separated, of {', '.join(METRICS)} (default: all that apply to the dataset)")
