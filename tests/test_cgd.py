@@ -362,7 +362,13 @@ def test_logs_and_hessian_vector_products_per_step():
     optimizer = ACGD(min_params=g.parameters(), max_params=d.parameters(), lr=1e-2)
     value = get_objective("minimax").value
     for step in range(3):
-        logs = optimizer.step(value(d(torch.randn(8, 2)), d(g(torch.randn(8, 3)))))
+        loss = value(d(torch.randn(8, 2)), d(g(torch.randn(8, 3))))
+        grads = torch.autograd.grad(loss, [*g.parameters(), *d.parameters()], retain_graph=True)
+        n = len(list(g.parameters()))
+        grad_g, grad_d = (torch.cat([t.flatten() for t in part]) for part in (grads[:n], grads[n:]))
+        logs = optimizer.step(loss)
+        assert float(logs["grad_norm_min"]) == pytest.approx(float(grad_g.norm()), rel=1e-6)
+        assert float(logs["grad_norm_max"]) == pytest.approx(float(grad_d.norm()), rel=1e-6)
         k = logs["cg/iterations"]
         # cold: b (1 product) + 2 per iteration; warm: b, A x0 (2) + 2 per iteration; nothing after
         assert logs["cg/hvps"] == (1 if step == 0 else 3) + 2 * k
@@ -523,6 +529,7 @@ def test_trainer_joint_update_with_acgd_runs_each_objective(objective):
     for _ in range(3):
         logs = trainer.train_step()
         assert logs["cg/iterations"] >= 1 and logs["cg/converged"] == 1.0 and math.isfinite(logs["loss_adv"].item())
+        assert float(logs["grad_norm_gen"]) > 0 and float(logs["grad_norm_adv"]) > 0  # the README's fields
     assert not torch.equal(flat(trainer.generator, trainer.discriminator), start)
 
 

@@ -429,12 +429,13 @@ class Trainer:
         d_real, d_fake, logs = self._outputs(real, fake)
         loss_adv, parts = self.adversary_loss(real, fake, d_real, d_fake, objective=untruncated(self.objective))
         try:
-            logs.update(self.joint_optimizer.step(-loss_adv))
+            stats = self.joint_optimizer.step(-loss_adv)  # the generator minimises -L_adv, the adversary maximises it
         except FloatingPointError as error:  # the optimizer refused a non-finite update (parameters unchanged)
             raise NonFiniteError(self.step + 1, f"{type(self.joint_optimizer).__name__.lower()}/update", float("nan"),
                                  note=str(error)) from None
         if self.weight_clip > 0:
             clip_weights(self.discriminator, self.weight_clip)
+        logs.update(grad_norm_gen=stats.pop("grad_norm_min"), grad_norm_adv=stats.pop("grad_norm_max"), **stats)
         logs.update(loss_adv=loss_adv, loss_gen=-loss_adv, **output_statistics(d_real, d_fake),
                     **{f"adv/{k}": v for k, v in parts.items()})
         return logs

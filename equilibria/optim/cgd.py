@@ -177,7 +177,9 @@ class CGD:
 
     # -- the step ---------------------------------------------------------------------------------
     def step(self, loss: Loss) -> dict[str, float]:
-        """Move both players by one CGD step on ``loss`` (a tensor, a pair (f, g), or a closure)."""
+        """Move both players by one CGD step on ``loss`` (a tensor, a pair (f, g), or a closure). Returns
+        the solver's statistics and the norms of the two players' gradients (``grad_norm_min``, of f in
+        the minimiser's parameters, and ``grad_norm_max``, of g in the maximiser's)."""
         if callable(loss) and not isinstance(loss, Tensor):
             with torch.enable_grad():
                 loss = loss()
@@ -203,7 +205,8 @@ class CGD:
         products = hessian_f.products + (hessian_g.products if hessian_g is not hessian_f else 0)
         solver = h["solver"]
         return {f"{solver}/iterations": float(update.iterations), f"{solver}/residual": update.residual,
-                f"{solver}/converged": float(update.converged), f"{solver}/hvps": float(products)}
+                f"{solver}/converged": float(update.converged), f"{solver}/hvps": float(products),
+                "grad_norm_min": grad_x.norm(), "grad_norm_max": grad_y.norm()}
 
     def _split(self, loss: Tensor | tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
         if isinstance(loss, (tuple, list)):
