@@ -57,6 +57,17 @@ def make_grid(
     return torch.floor(grid * 255 + 0.5).clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
 
 
+READABLE_SIDE = 512
+
+
+def enlarge(array: np.ndarray, min_side: int = READABLE_SIDE) -> np.ndarray:
+    """Repeat every pixel of an (H, W[, C]) image k times along both axes, k the smallest integer that
+    makes its longer side at least ``min_side`` (1 if it already is): nearest-neighbour upscaling,
+    exact pixels, so that a grid of 8x8 digits is legible."""
+    factor = max(1, math.ceil(min_side / max(array.shape[:2])))
+    return array.repeat(factor, axis=0).repeat(factor, axis=1)
+
+
 def save_png(path: str | os.PathLike, array: np.ndarray) -> None:
     """Write a uint8 image (H, W), (H, W, 1) (grayscale), (H, W, 3) (RGB) or (H, W, 4) (RGBA) as a PNG."""
     if array.dtype != np.uint8 or not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] in (1, 3, 4))):

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from equilibria import images
-from equilibria.images import make_grid, save_png, scatter_png
+from equilibria.images import enlarge, make_grid, save_png, scatter_png
 
 
 def test_make_grid_exact_layout():
@@ -59,6 +59,16 @@ def test_make_grid_rejects_bad_arguments():
         make_grid(torch.zeros(1, 4, 4))
     with pytest.raises(ValueError, match=r"make_grid: value_range .* got \(1.0, 1.0\)"):
         make_grid(torch.zeros(1, 1, 4, 4), value_range=(1.0, 1.0))
+
+
+def test_enlarge_repeats_pixels_until_the_longer_side_is_readable():
+    grid = np.arange(2 * 3 * 1, dtype=np.uint8).reshape(2, 3, 1)
+    big = enlarge(grid, min_side=7)  # 3 * 3 = 9 >= 7 > 3 * 2
+    assert big.shape == (6, 9, 1)
+    assert (big[:3, :3] == grid[0, 0]).all() and (big[3:, 6:] == grid[1, 2]).all()
+    assert enlarge(grid, min_side=3).shape == grid.shape  # already long enough
+    digits = make_grid(torch.zeros(64, 1, 8, 8), nrow=8)  # 82 x 82, the digits grid
+    assert digits.shape[:2] == (82, 82) and enlarge(digits).shape[:2] == (574, 574)
 
 
 def test_save_png_round_trip(tmp_path):

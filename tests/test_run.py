@@ -84,6 +84,14 @@ def test_two_dimensional_run_writes_scatter_plots(tmp_path):
     assert (run / "samples" / "step-00000004.png").stat().st_size > 1000
 
 
+def test_image_sample_grids_are_written_at_a_readable_size(tmp_path):
+    from PIL import Image
+
+    run = train(load_config(None, SMALL + ["train.steps=2", "log.sample_every=2"]), tmp_path / "run")
+    with Image.open(run / "samples" / "step-00000002.png") as image:  # 8x8 digits, 82 px without enlarging
+        assert max(image.size) >= 512
+
+
 def test_refuses_to_overwrite_a_run_and_to_change_the_recipe_on_resume(tmp_path):
     run = train(load_config(None, SMALL + ["train.steps=2"]), tmp_path / "run")
     with pytest.raises(ConfigError, match="already has checkpoints"):
@@ -152,3 +160,28 @@ def test_evaluation_during_training_leaves_training_untouched(tmp_path, monkeypa
     assert [r["step"] for r in scores] == [6, 12]
     assert all(r["eval/fid"] > 0 and 1 <= r["eval/is"] <= 10 for r in scores)
     assert [r for r in records if "eval/fid" not in r] == metrics(plain)
+
+
+def test_progress_is_a_line_per_logging_step_when_the_output_is_not_a_terminal(tmp_path, capsys):
+    train(load_config(None, SMALL + ["train.steps=4", "log.progress=true"]), tmp_path / "run")
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("train: step")]
+    assert [line.split(" (")[0] for line in lines] == ["train: step 2/4", "train: step 4/4"]  # log.every=2
+    assert all("it/s, elapsed " in line and ", left " in line and "loss_adv " in line for line in lines)
+    assert "\r" not in err
+
+
+def test_progress_is_a_bar_on_a_terminal():
+    import io
+
+    from tqdm import tqdm
+
+    from equilibria.training.log import LineProgress, progress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    assert isinstance(progress(10, 0, True, Terminal()), tqdm)
+    assert isinstance(progress(10, 0, True, io.StringIO()), LineProgress)
+    assert progress(10, 0, False, io.StringIO()).disable

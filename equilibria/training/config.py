@@ -142,7 +142,7 @@ class LogConfig(Section):
     keep_checkpoints: Int = option(3, "checkpoints kept, the newest", ge=1)
     num_samples: Int = option(64, "images in a sample grid (points in a 2-D scatter: x 16)", ge=1)
     tensorboard: Bool = option(True, "write TensorBoard events")
-    progress: Bool = option(True, "show a progress bar")
+    progress: Bool = option(True, "show the progress: a bar on a terminal, else a line at each logging step")
 
 
 def _objective_names() -> tuple[str, ...]:

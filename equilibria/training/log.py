@@ -4,15 +4,59 @@ from __future__ import annotations
 
 import json
 import math
+import sys
+import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import torch
 from torch import Tensor
+from tqdm import tqdm
 
 from equilibria.files import write_atomically
-from equilibria.images import make_grid, save_png, scatter_png
+from equilibria.images import enlarge, make_grid, save_png, scatter_png
+
+
+class LineProgress:
+    """A run's progress as one line at each logging step, for output that is not a terminal (a log
+    file, a batch job): ``train: step 1500/30000 (5%), 246 it/s, elapsed 0:06, left 1:56, loss_adv ...``.
+    The rate counts the steps of this process (a resumed run's earlier steps are not in it)."""
+
+    def __init__(self, total: int, initial: int, stream: TextIO):
+        self.total, self.step, self.first, self.stream = total, initial, initial, stream
+        self.started = time.perf_counter()
+
+    def update(self, n: int = 1) -> None:
+        self.step += n
+
+    def set_postfix(self, values: dict[str, str]) -> None:
+        seconds = time.perf_counter() - self.started
+        rate = (self.step - self.first) / seconds if seconds > 0 else 0.0
+        left = (self.total - self.step) / rate if rate > 0 else float("nan")
+        losses = "".join(f", {key} {value}" for key, value in values.items())
+        print(f"train: step {self.step}/{self.total} ({100 * self.step / self.total:.0f}%), {rate:.3g} it/s, "
+              f"elapsed {_clock(seconds)}, left {_clock(left)}{losses}", file=self.stream, flush=True)
+
+    def close(self) -> None:
+        pass
+
+
+def _clock(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    minutes, seconds = divmod(round(seconds), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{seconds:02d}" if minutes >= 60 else f"{minutes}:{seconds:02d}"
+
+
+def progress(total: int, initial: int, enabled: bool, stream: TextIO | None = None) -> tqdm | LineProgress:
+    """A tqdm bar on a terminal, ``LineProgress`` lines elsewhere (no carriage returns in a log file),
+    nothing when not ``enabled``."""
+    stream = stream or sys.stderr
+    if enabled and not stream.isatty():
+        return LineProgress(total, initial, stream)
+    return tqdm(total=total, initial=initial, disable=not enabled, desc="train", unit="it", dynamic_ncols=True,
+                file=stream)
 
 
 def scalars(logs: dict[str, Any]) -> dict[str, float]:
@@ -84,7 +128,7 @@ class RunLog:
             scatter_png(path, fake, real, centers=centers, title=f"step {step}")
             return
         grid = make_grid(fake, nrow=int(math.ceil(math.sqrt(fake.shape[0]))), value_range=value_range)
-        save_png(path, grid)
+        save_png(path, enlarge(grid))
         if self.writer is not None:
             self.writer.add_image(tag, torch.from_numpy(grid if grid.ndim == 3 else grid[..., None]), step,
                                   dataformats="HWC")

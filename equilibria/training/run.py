@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 import torch
 import yaml
-from tqdm import tqdm
 
 from equilibria.core.finite import NonFiniteError
 from equilibria.core.parallel import DataParallel, from_environment
@@ -30,7 +29,7 @@ from equilibria.files import remove_orphans, write_atomically
 from equilibria.training import checkpoint
 from equilibria.training.build import build_trainer, dataset_of, device_of
 from equilibria.training.config import Config, ConfigError, parse_config, read_yaml, set_key, to_dict
-from equilibria.training.log import RunLog, scalars
+from equilibria.training.log import RunLog, progress, scalars
 
 # Keys a resumed run may change: how long it trains and what it records.
 RESUMABLE_KEYS = ("train.steps", "log.", "eval.")
@@ -237,8 +236,7 @@ def train(config: Config, run_dir: str | Path | None = None, *, resume: bool = F
             evaluate_generator = build_evaluator()
 
     steps = config.train.steps
-    bar = tqdm(total=steps, initial=trainer.step, disable=not (config.log.progress and parallel.main), desc="train",
-               unit="it", dynamic_ncols=True)
+    bar = progress(steps, trainer.step, config.log.progress and parallel.main)
     started = time.perf_counter() - elapsed
     in_iteration = False
     try:
