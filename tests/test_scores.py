@@ -24,12 +24,14 @@ def test_inception_score_of_confident_predictions_spread_evenly_is_the_class_cou
     assert std == pytest.approx(0.0, abs=1e-9)
 
 
-def test_inception_score_matches_a_hand_computation_per_split():
+@pytest.mark.parametrize("n, bounds", [(12, (0, 4, 8, 12)), (13, (0, 4, 8, 13)), (14, (0, 4, 9, 14))])
+def test_inception_score_matches_a_hand_computation_per_split(n, bounds):
+    # the splits of the authors' code (improved-gan): samples i*N//splits up to (i+1)*N//splits
     torch.manual_seed(0)
-    logits = torch.randn(12, 4, dtype=torch.float64) * 3
+    logits = torch.randn(n, 4, dtype=torch.float64) * 3
     p = torch.softmax(logits, dim=1).numpy()
     scores = []
-    for chunk in (p[:4], p[4:8], p[8:]):
+    for chunk in (p[bounds[i]:bounds[i + 1]] for i in range(3)):
         marginal = chunk.mean(axis=0)
         kl = np.mean([sum(q[j] * math.log(q[j] / marginal[j]) for j in range(4)) for q in chunk])
         scores.append(math.exp(kl))

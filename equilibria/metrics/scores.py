@@ -31,13 +31,15 @@ def _features(x: Tensor | np.ndarray, option: str, dtype: torch.dtype = torch.fl
 def inception_score(logits: Tensor | np.ndarray, splits: int = 10) -> tuple[float, float]:
     """Mean and standard deviation over ``splits`` chunks of exp(E_x KL(p(y|x) || p(y))).
 
-    ``logits`` (N, K) are unnormalised log-probabilities (a log-softmax is applied in float64).
+    ``logits`` (N, K) are unnormalised log-probabilities (a log-softmax is applied in float64). Chunk
+    i holds samples i*N//splits up to (i+1)*N//splits, as in the authors' code (improved-gan).
     """
     log_p = torch.log_softmax(_features(logits, "logits"), dim=1)
     if not 1 <= splits <= log_p.shape[0]:
         raise ValueError(f"splits: got {splits}; allowed: 1..{log_p.shape[0]} (the number of samples)")
     scores = []
-    for chunk in torch.tensor_split(log_p, splits):
+    n = log_p.shape[0]
+    for chunk in (log_p[i * n // splits:(i + 1) * n // splits] for i in range(splits)):
         log_marginal = torch.logsumexp(chunk, dim=0) - math.log(chunk.shape[0])
         kl = (chunk.exp() * (chunk - log_marginal)).sum(dim=1).mean()
         scores.append(kl.exp().item())
