@@ -10,6 +10,13 @@ from pathlib import Path
 from typing import IO
 
 _TEMPORARY = re.compile(r"^\..+\.[0-9a-f]{16}\.tmp$")
+CACHE_ENV = "EQUILIBRIA_CACHE"
+
+
+def cache_dir() -> Path:
+    """Where equilibria caches what it derives (weights, reference features, classifiers, decoded
+    datasets): ``$EQUILIBRIA_CACHE``, else ``~/.cache/equilibria``."""
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "equilibria")
 
 
 def root_os_error(error: BaseException) -> OSError | None:

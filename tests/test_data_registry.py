@@ -13,7 +13,7 @@ from equilibria.data.transforms import resize_images
 def test_unknown_name():
     with pytest.raises(ValueError, match="name: unknown dataset 'mnst'; allowed: digits, mnist, "):
         load_dataset("mnst")
-    assert set(DATASETS) == {"digits", "mnist", "stacked_mnist", "ring", "grid", "cifar10", "folder"}
+    assert set(DATASETS) == {"digits", "mnist", "stacked_mnist", "ring", "grid", "cifar10", "celeba", "folder"}
 
 
 def test_image_size_on_points():

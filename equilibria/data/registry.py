@@ -6,6 +6,7 @@ import dataclasses
 import os
 from pathlib import Path
 
+from .celeba import load_celeba
 from .cifar import load_cifar10
 from .dataset import Dataset, check_split
 from .digits import load_digits
@@ -15,12 +16,13 @@ from .mnist import load_mnist
 from .stacked import stacked_mnist
 from .transforms import resize_images
 
-DATASETS = ("digits", "mnist", "stacked_mnist", "ring", "grid", "cifar10", "folder")
+DATASETS = ("digits", "mnist", "stacked_mnist", "ring", "grid", "cifar10", "celeba", "folder")
 DEFAULT_NUM_POINTS = 100_000
 _POINTS = {"ring": ring, "grid": grid}
 POINT_DATASETS = tuple(_POINTS)  # 2-D points, not images
-ON_DISK = ("mnist", "stacked_mnist", "cifar10", "folder")  # read from data.root
-_WITH_SPLITS = ("mnist", "stacked_mnist", "cifar10")
+ON_DISK = ("mnist", "stacked_mnist", "cifar10", "celeba", "folder")  # read from data.root
+_WITH_SPLITS = ("mnist", "stacked_mnist", "cifar10", "celeba")
+CELEBA_SIZE = 64  # CelebA's default image size
 
 
 def data_root(root: str | Path | None) -> Path:
@@ -38,7 +40,7 @@ def load_dataset(name: str, *, root: str | Path | None = None, split: str = "tra
     ``num_samples`` is the number of points drawn for ring/grid (default 100000), of
     stacked images for stacked_mnist (default: the size of the MNIST split) and, for
     the others, keeps the first ``num_samples``. ``image_size`` resizes images (the
-    folder dataset requires it). ``seed`` drives the random datasets (ring, grid,
+    folder dataset requires it; CelebA's default is 64). ``seed`` drives the random datasets (ring, grid,
     stacked_mnist). Datasets without a test split (digits, ring, grid, folder)
     accept only split "train" or "all", both meaning everything.
     """
@@ -58,6 +60,8 @@ def load_dataset(name: str, *, root: str | Path | None = None, split: str = "tra
     if name == "stacked_mnist":
         mnist = load_mnist(root, split)
         dataset = stacked_mnist(mnist, num_samples or len(mnist), seed)
+    elif name == "celeba":  # decoded straight to its size: the crop comes before the resize
+        return _first(load_celeba(root, split, image_size or CELEBA_SIZE), num_samples)
     else:
         dataset = _load_plain(name, root, split, image_size)
         dataset = _first(dataset, num_samples)

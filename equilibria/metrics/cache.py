@@ -22,7 +22,7 @@ from torch import Tensor
 
 from equilibria.files import write_atomically
 from equilibria.metrics.frechet import Statistics, feature_statistics
-from equilibria.metrics.weights import cache_dir as default_cache_dir
+from equilibria.files import cache_dir as default_cache_dir
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ from tqdm import tqdm
 
 from equilibria.data import Dataset, load_dataset
 from equilibria.metrics.inception import to_uint8_levels
-from equilibria.metrics.weights import cache_dir as default_cache_dir
+from equilibria.files import cache_dir as default_cache_dir
 from equilibria.files import save_atomically
 
 CLASSIFIER_DATASETS = ("digits", "mnist", "stacked_mnist")

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from equilibria.data.download import download_verified
+from equilibria.files import CACHE_ENV, cache_dir
 from equilibria.metrics.inception import FIDInceptionV3
 
 FID_WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"
@@ -24,13 +25,7 @@ FID_WEIGHTS_URLS = (
     "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/" + FID_WEIGHTS_NAME,
 )
 WEIGHTS_ENV = "EQUILIBRIA_FID_WEIGHTS"
-CACHE_ENV = "EQUILIBRIA_CACHE"
 FID_WEIGHTS_SHA256 = "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2"
-
-
-def cache_dir() -> Path:
-    """``$EQUILIBRIA_CACHE``, else ``~/.cache/equilibria``."""
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "equilibria")
 
 
 def fid_weights_path(path: str | os.PathLike | None = None) -> Path:

@@ -47,7 +47,7 @@ class DataConfig(Section):
 
     name: _one_of(DATASETS) = option("digits", "the dataset")
     root: Str | None = option(None, "data directory; null: $EQUILIBRIA_DATA, else ./data")
-    split: Literal["train", "test", "all"] = option("train", "which split (MNIST, stacked MNIST, CIFAR-10)")
+    split: Literal["train", "test", "all"] = option("train", "which split (MNIST, stacked MNIST, CIFAR-10, CelebA)")
     image_size: Int | None = option(None, "resize images to this size (e.g. MNIST at 32 for dcgan32)", ge=4)
     num_samples: Int | None = option(None, "points drawn for ring/grid (100 000), stacked images for "
                                      "stacked_mnist, else the first N", ge=1)
