@@ -59,6 +59,27 @@ def test_sorted_form_is_permutation_invariant_and_ordered_form_is_not():
     assert ordered_meta(values).item() != pytest.approx(ordered_meta(permuted).item(), abs=1e-6)
 
 
+def test_single_order_judges_each_output_alone_as_the_authors_code():
+    meta = MetaDiscriminator(3, hidden=2, order="single").double()
+    with torch.no_grad():  # logit(v) = relu(2v) - relu(-2v) + 0.5 = 2v + 0.5
+        meta.net[0].weight.copy_(torch.tensor([[2.0], [-2.0]]))
+        meta.net[0].bias.zero_()
+        meta.net[2].weight.copy_(torch.tensor([[1.0, -1.0]]))
+        meta.net[2].bias.fill_(0.5)
+    outputs = torch.tensor([0.2, -0.1, 0.4], dtype=torch.float64)
+    torch.testing.assert_close(meta(outputs), 2 * outputs + 0.5)
+    assert meta_adversary_loss(meta, outputs).item() == pytest.approx(
+        sum(softplus(-(2 * v + 0.5)) for v in outputs.tolist()) / 3)
+    torch.manual_seed(4)
+    loss = meta_discriminator_loss(meta, outputs, mean=2.0, std=0.5, draws=2)
+    torch.manual_seed(4)
+    gaussian = (torch.randn(2, 3, dtype=torch.float64) * 0.5 + 2.0).flatten().tolist()
+    expected = (sum(softplus(-(2 * y + 0.5)) for y in gaussian) / 6
+                + sum(softplus(2 * v + 0.5) for v in outputs.tolist()) / 3)
+    assert loss.item() == pytest.approx(expected)
+    assert meta(outputs[torch.tensor([2, 0, 1])]).tolist() == meta(outputs)[torch.tensor([2, 0, 1])].tolist()
+
+
 def test_batch_size_must_match():
     with pytest.raises(ValueError, match=r"got shape \(8,\); allowed: \(16,\) or \(k, 16\).*train.batch_size = 16"):
         MetaDiscriminator(16)(torch.randn(8))
@@ -110,6 +131,22 @@ def test_vral_generator_losses(mu_real, mu_fake):
     assert ipm.adversary_loss(torch.ones(3), d_fake).item() == 0.0
     with pytest.raises(ValueError, match="two different means"):
         vral_objective(1.0, 1.0)
+    # the author's mean-subtraction code: the adversary also minimises E_Q D - E_P D
+    separated = vral_objective(mu_real, mu_fake, separate_means=True)
+    assert separated.adversary_loss(torch.tensor([1.0, 2.0]), d_fake).item() == pytest.approx(2 / 3 - 1.5)
+    assert separated.generator_loss(None, d_fake).item() == pytest.approx(expected)
+
+
+def test_separate_means_needs_mean_subtraction_and_a_vral_objective():
+    from equilibria.training.config import ConfigError, load_config
+
+    base = ["vral.enabled=true", "vral.separate_means=true"]
+    with pytest.raises(ConfigError, match=r"'vral.separate_means': got true with vral.mean_subtraction=false and "
+                                          r"objective=vral; allowed: with vral.mean_subtraction=true"):
+        load_config(None, [*base, "objective=vral"])
+    with pytest.raises(ConfigError, match=r"objective=wgan; allowed"):
+        load_config(None, [*base, "vral.mean_subtraction=true", "objective=wgan"])
+    assert load_config(None, [*base, "vral.mean_subtraction=true", "objective=vral_lsq"]).vral.separate_means
 
 
 def test_centred_gaussian_batches_for_the_mean_subtraction_variant():

@@ -34,11 +34,13 @@ from equilibria.core.optimizers import OptimizerConfig, build_optimizer
 from equilibria.core.randomness import draw
 from equilibria.core.sections import Bool, ConfigError, Float, Int, MethodConfig, option
 
-ORDERS = ("sorted", "ordered")
+ORDERS = ("sorted", "ordered", "single")
 
 
 class MetaDiscriminator(nn.Module):
-    """A two-layer MLP reading a batch of ``batch_size`` scalars and returning one logit.
+    """A two-layer MLP returning logits: of a whole batch of ``batch_size`` scalars (the paper: "comparisons
+    are performed batch-wise"), or of each scalar alone (``order="single"``, the author's public code:
+    input size 1, so it sees the distribution of single outputs, not the batch).
 
     VRAL Section 4.1: 28 hidden units and a sigmoid output; the sigmoid is applied inside the
     losses (as softplus) for numerical stability. ``order="sorted"`` sorts the batch first.
@@ -51,14 +53,18 @@ class MetaDiscriminator(nn.Module):
         if batch_size < 1 or hidden < 1:
             raise ValueError(f"batch_size {batch_size} and hidden {hidden}; allowed: integers >= 1")
         self.batch_size, self.order = batch_size, order
-        self.net = nn.Sequential(nn.Linear(batch_size, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+        inputs = 1 if order == "single" else batch_size
+        self.net = nn.Sequential(nn.Linear(inputs, hidden), nn.ReLU(), nn.Linear(hidden, 1))
 
     def forward(self, values: Tensor) -> Tensor:
-        """Logits for a batch (m,) -> () or for several batches (k, m) -> (k,)."""
+        """Logits for a batch (m,) -> () or for several batches (k, m) -> (k,); with ``order="single"``
+        one logit per value: (m,) -> (m,), (k, m) -> (k, m)."""
         if values.shape[-1] != self.batch_size or values.dim() > 2:
             raise ValueError(f"meta-discriminator input: got shape {tuple(values.shape)}; allowed: "
                              f"({self.batch_size},) or (k, {self.batch_size}) — it reads batches of exactly "
                              f"train.batch_size = {self.batch_size} outputs")
+        if self.order == "single":
+            return self.net(values.unsqueeze(-1)).squeeze(-1)
         if self.order == "sorted":
             values = values.sort(dim=-1).values
         return self.net(values).squeeze(-1)
@@ -77,12 +83,13 @@ def meta_discriminator_loss(meta: MetaDiscriminator, outputs: Tensor, mean: floa
     gaussian = draw(torch.randn, draws, meta.batch_size, device=outputs.device, dtype=outputs.dtype) * std + mean
     if centred:
         gaussian = gaussian - gaussian.mean(dim=-1, keepdim=True)
-    return F.softplus(-meta(gaussian)).mean() + F.softplus(meta(outputs.detach()))
+    return F.softplus(-meta(gaussian)).mean() + F.softplus(meta(outputs.detach())).mean()
 
 
 def meta_adversary_loss(meta: MetaDiscriminator, outputs: Tensor) -> Tensor:
-    """-log M(outputs): the discriminator's term for one meta-discriminator (Eq. 10)."""
-    return F.softplus(-meta(outputs))
+    """-log M(outputs): the discriminator's term for one meta-discriminator (Eq. 10; averaged over the
+    outputs when M judges them one at a time)."""
+    return F.softplus(-meta(outputs)).mean()
 
 
 def lipschitz_slopes(d_real: Tensor, d_fake: Tensor, real: Tensor, fake: Tensor) -> Tensor:
@@ -166,9 +173,14 @@ class LipschitzMeta(Component):
 
 
 # -- VRAL's generator objectives -----------------------------------------------------------------
-def vral_objective(mu_real: float, mu_fake: float, least_squares: bool = False) -> Objective:
+def vral_objective(mu_real: float, mu_fake: float, least_squares: bool = False,
+                   separate_means: bool = False) -> Objective:
     """VRAL's objective ("vral", "vral_lsq"): the adversary's loss is the meta-discriminators' terms
-    alone (Eq. 10), so its objective part is 0; the generator minimises Eq. 11 or Eq. 12.
+    alone (Eq. 10), so its objective part is 0; the generator minimises Eq. 11 or Eq. 12. With
+    ``separate_means`` (the author's code for the mean-subtraction variant, ``variance_sub.py``) the
+    adversary also minimises E_Q D - E_P D, so that its outputs on real and generated data stay apart
+    although F sees only the centred outputs (Section 2.3: "the discriminator's goal is to maximize
+    the difference between these two means"; Eq. 10 as printed has no such term).
 
     Eq. 11: s (E_Q D - E_P D) with s = sign(mu_f - mu_r): as printed when mu_f > mu_r, and otherwise
     the sign that moves the generator's outputs towards mu_r; E_P D has no generator gradient and is
@@ -180,7 +192,8 @@ def vral_objective(mu_real: float, mu_fake: float, least_squares: bool = False) 
     sign = 1.0 if mu_fake > mu_real else -1.0
     return Objective(
         "vral_lsq" if least_squares else "vral",
-        adversary_loss=lambda d_real, d_fake: d_fake.new_zeros(()),
+        adversary_loss=(lambda d_real, d_fake: d_fake.mean() - d_real.mean()) if separate_means
+        else (lambda d_real, d_fake: d_fake.new_zeros(())),
         generator_loss=(lambda d_real, d_fake: (d_fake - mu_real).pow(2).mean()) if least_squares
         else (lambda d_real, d_fake: sign * d_fake.mean()),
     )
@@ -198,8 +211,10 @@ class VralConfig(MethodConfig):
     mu_real: Float = option(1.0, "mean of N(mu_r, 1) for the outputs on real data")
     mu_fake: Float = option(-1.0, "mean of N(mu_f, 1) for the outputs on generated data")
     mean_subtraction: Bool = option(False, "centre the outputs on generated data by their batch mean")
-    order: Literal[ORDERS] = option("sorted", "sorted: permutation-invariant; ordered: the batch as a vector "
-                                    "(the paper's)")
+    separate_means: Bool = option(False, "with mean_subtraction and objective vral/vral_lsq: the adversary also "
+                                  "minimises E_Q D - E_P D (the author's code; not in Eq. 10)")
+    order: Literal[ORDERS] = option("sorted", "sorted: the batch, permutation-invariant; ordered: the batch as a "
+                                    "vector (the paper's); single: each output alone (the author's code)")
     hidden: Int = option(28, "hidden units of a meta-discriminator (Section 4.1: 28)", ge=1)
     weight: Float = option(1.0, "weight of the meta terms in L_adv", ge=0.0)
     lipschitz_k: Float = option(1.0, "K of the lipschitz variant", gt=0.0)
@@ -216,6 +231,11 @@ def _check_config(section: VralConfig, config: Any, objective: Objective) -> Non
         raise ConfigError(f"config key 'objective': got {config.objective!r} without meta-discriminators; "
                           "allowed with vral.enabled=true and vral.variant=variance (VRAL trains the adversary "
                           "through them alone)")
+    if section.separate_means and not (section.mean_subtraction and config.objective in OBJECTIVES):
+        raise ConfigError(f"config key 'vral.separate_means': got true with vral.mean_subtraction="
+                          f"{str(section.mean_subtraction).lower()} and objective={config.objective}; allowed: "
+                          f"with vral.mean_subtraction=true and objective {' or '.join(OBJECTIVES)} (the term "
+                          "replaces the means that mean subtraction no longer pins)")
 
 
 def _build(section: VralConfig, context: BuildContext) -> Contribution:
@@ -234,6 +254,8 @@ def _build(section: VralConfig, context: BuildContext) -> Contribution:
 
 
 METHOD = Method("vral", VralConfig, _build, check=_check_config, objectives={
-    "vral": lambda section: vral_objective(section.mu_real, section.mu_fake),
-    "vral_lsq": lambda section: vral_objective(section.mu_real, section.mu_fake, least_squares=True),
+    "vral": lambda section: vral_objective(section.mu_real, section.mu_fake,
+                                           separate_means=section.separate_means),
+    "vral_lsq": lambda section: vral_objective(section.mu_real, section.mu_fake, least_squares=True,
+                                               separate_means=section.separate_means),
 })
