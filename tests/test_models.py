@@ -15,9 +15,10 @@ SHAPES = {
     "advas_mnist": [(1, 28, 28)],
     "icr_mnist": [(1, 28, 28)],
     "dcgan32": [(3, 32, 32), (1, 32, 32)],
+    "stylegan2": [(3, 16, 16), (1, 8, 8)],
 }
 # Latent sizes from the papers (mlp and dcgan8 have none; see their module docstrings).
-PAPER_LATENT = {"mlp": 16, "dcgan8": 32, "advas_mnist": 128, "icr_mnist": 96, "dcgan32": 128}
+PAPER_LATENT = {"mlp": 16, "dcgan8": 32, "advas_mnist": 128, "icr_mnist": 96, "dcgan32": 128, "stylegan2": 512}
 
 # The tables, one row per top-level block: (layers, kernel, stride, output shape per sample).
 # Layer names as in the papers; "IN" is InstanceNorm. A discriminator's final "Linear 1" row is a
@@ -130,7 +131,7 @@ def check_table(net: nn.Module, x: torch.Tensor, table: list) -> None:
             assert layer.stride in (stride, (stride, stride))
 
 
-@pytest.mark.parametrize("arch", ARCHITECTURES)
+@pytest.mark.parametrize("arch", TABLES)  # stylegan2 has no table: tests/test_stylegan2.py
 def test_layers_match_table(arch):
     g_table, d_table, shape = TABLES[arch]
     torch.manual_seed(0)
@@ -172,6 +173,7 @@ def test_output_ranges():
         "advas_mnist": (0.0, 1.0),
         "icr_mnist": (-1.0, 1.0),
         "dcgan32": (-1.0, 1.0),
+        "stylegan2": None,
     }
 
 
@@ -228,9 +230,8 @@ def test_gradient_penalty_discriminators_have_no_batchnorm(arch):
 def test_unknown_architecture():
     with pytest.raises(ValueError) as error:
         build_generator("dcgan64", out_shape=(3, 64, 64))
-    assert str(error.value) == (
-        "generator.arch: unknown architecture 'dcgan64'; allowed: mlp, dcgan8, advas_mnist, icr_mnist, dcgan32"
-    )
+    assert str(error.value) == ("generator.arch: unknown architecture 'dcgan64'; allowed: mlp, dcgan8, advas_mnist, "
+                                "icr_mnist, dcgan32, stylegan2")
     with pytest.raises(ValueError, match=r"^discriminator\.arch: unknown architecture 'resnet'"):
         build_discriminator("resnet", in_shape=(3, 32, 32))
 

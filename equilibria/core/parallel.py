@@ -26,7 +26,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from equilibria.core.randomness import draw
+from equilibria.randomness import draw
 
 
 @dataclass(frozen=True)

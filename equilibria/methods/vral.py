@@ -31,7 +31,7 @@ from equilibria.core.components import Component
 from equilibria.core.method import BuildContext, Contribution, Method
 from equilibria.core.objectives import Objective
 from equilibria.core.optimizers import OptimizerConfig, build_optimizer
-from equilibria.core.randomness import draw
+from equilibria.randomness import draw
 from equilibria.core.sections import Bool, ConfigError, Float, Int, MethodConfig, option
 
 ORDERS = ("sorted", "ordered", "single")

@@ -13,6 +13,7 @@ dcgan8          DCGAN for scikit-learn's 8 x 8 digits         (C, 8, 8)
 advas_mnist     AdvAs Appendix E.1                           (1, 28, 28)
 icr_mnist       ICR Tables 1 and 2                           (1, 28, 28)
 dcgan32         ICR Tables 4 and 5 (WGAN-GP DCGAN)           (C, 32, 32)
+stylegan2       Karras et al. 2020, config F (AdvAs 5.3)     (C, R, R), R = 2^k >= 4
 ==============  ===========================================  =======================
 """
 
@@ -20,7 +21,7 @@ from collections.abc import Callable
 
 from torch import nn
 
-from . import advas_mnist, dcgan, icr_mnist, mlp
+from . import advas_mnist, dcgan, icr_mnist, mlp, stylegan2
 from .common import Generator
 from .init import INIT_SCHEMES, init_weights
 
@@ -30,6 +31,7 @@ _GENERATORS: dict[str, Callable[..., Generator]] = {
     "advas_mnist": advas_mnist.generator,
     "icr_mnist": icr_mnist.generator,
     "dcgan32": dcgan.generator32,
+    "stylegan2": stylegan2.generator,
 }
 _DISCRIMINATORS: dict[str, Callable[..., nn.Module]] = {
     "mlp": mlp.discriminator,
@@ -37,6 +39,7 @@ _DISCRIMINATORS: dict[str, Callable[..., nn.Module]] = {
     "advas_mnist": advas_mnist.discriminator,
     "icr_mnist": icr_mnist.discriminator,
     "dcgan32": dcgan.discriminator32,
+    "stylegan2": stylegan2.discriminator,
 }
 ARCHITECTURES: tuple[str, ...] = tuple(_GENERATORS)
 
