@@ -16,9 +16,11 @@ SHAPES = {
     "icr_mnist": [(1, 28, 28)],
     "dcgan32": [(3, 32, 32), (1, 32, 32)],
     "stylegan2": [(3, 16, 16), (1, 8, 8)],
+    "autogan": [(3, 32, 32), (1, 32, 32)],
 }
 # Latent sizes from the papers (mlp and dcgan8 have none; see their module docstrings).
-PAPER_LATENT = {"mlp": 16, "dcgan8": 32, "advas_mnist": 128, "icr_mnist": 96, "dcgan32": 128, "stylegan2": 512}
+PAPER_LATENT = {"mlp": 16, "dcgan8": 32, "advas_mnist": 128, "icr_mnist": 96, "dcgan32": 128, "stylegan2": 512,
+                "autogan": 128}
 
 # The tables, one row per top-level block: (layers, kernel, stride, output shape per sample).
 # Layer names as in the papers; "IN" is InstanceNorm. A discriminator's final "Linear 1" row is a
@@ -174,6 +176,7 @@ def test_output_ranges():
         "icr_mnist": (-1.0, 1.0),
         "dcgan32": (-1.0, 1.0),
         "stylegan2": None,
+        "autogan": (-1.0, 1.0),
     }
 
 
@@ -231,7 +234,7 @@ def test_unknown_architecture():
     with pytest.raises(ValueError) as error:
         build_generator("dcgan64", out_shape=(3, 64, 64))
     assert str(error.value) == ("generator.arch: unknown architecture 'dcgan64'; allowed: mlp, dcgan8, advas_mnist, "
-                                "icr_mnist, dcgan32, stylegan2")
+                                "icr_mnist, dcgan32, stylegan2, autogan")
     with pytest.raises(ValueError, match=r"^discriminator\.arch: unknown architecture 'resnet'"):
         build_discriminator("resnet", in_shape=(3, 32, 32))
 
@@ -318,5 +321,5 @@ def test_init_default_restores_pytorch_initialisation():
 
 
 def test_init_unknown_scheme():
-    with pytest.raises(ValueError, match=r"^init: unknown scheme 'he'; allowed: default, dcgan, xavier$"):
+    with pytest.raises(ValueError, match=r"^init: unknown scheme 'he'; allowed: default, dcgan, xavier, autogan$"):
         init_weights(nn.Linear(2, 2), "he")

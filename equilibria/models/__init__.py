@@ -14,6 +14,7 @@ advas_mnist     AdvAs Appendix E.1                           (1, 28, 28)
 icr_mnist       ICR Tables 1 and 2                           (1, 28, 28)
 dcgan32         ICR Tables 4 and 5 (WGAN-GP DCGAN)           (C, 32, 32)
 stylegan2       Karras et al. 2020, config F (AdvAs 5.3)     (C, R, R), R = 2^k >= 4
+autogan         AutoGAN's autogan_cifar10_a (AdvAs 5.2)      (C, 32, 32)
 ==============  ===========================================  =======================
 """
 
@@ -21,7 +22,7 @@ from collections.abc import Callable
 
 from torch import nn
 
-from . import advas_mnist, dcgan, icr_mnist, mlp, stylegan2
+from . import advas_mnist, autogan, dcgan, icr_mnist, mlp, stylegan2
 from .common import Generator
 from .init import INIT_SCHEMES, init_weights
 
@@ -32,6 +33,7 @@ _GENERATORS: dict[str, Callable[..., Generator]] = {
     "icr_mnist": icr_mnist.generator,
     "dcgan32": dcgan.generator32,
     "stylegan2": stylegan2.generator,
+    "autogan": autogan.generator,
 }
 _DISCRIMINATORS: dict[str, Callable[..., nn.Module]] = {
     "mlp": mlp.discriminator,
@@ -40,6 +42,7 @@ _DISCRIMINATORS: dict[str, Callable[..., nn.Module]] = {
     "icr_mnist": icr_mnist.discriminator,
     "dcgan32": dcgan.discriminator32,
     "stylegan2": stylegan2.discriminator,
+    "autogan": autogan.discriminator,
 }
 ARCHITECTURES: tuple[str, ...] = tuple(_GENERATORS)
 

@@ -6,6 +6,8 @@
 * ``xavier``: Glorot & Bengio's uniform initialisation of convolution, transposed-convolution and
   linear weights, biases 0, as in the lens paper (tempered-adversarial-networks-lens, Sec. A.2);
   normalisation layers keep PyTorch's (scale 1, shift 0).
+* ``autogan``: AutoGAN's official ``train_derived.py``: Xavier-uniform convolution weights, everything
+  else PyTorch's (convolution biases included), BatchNorm scales N(1, 0.02) and shifts 0.
 
 Every scheme re-initialises all parameters (and resets normalisation running statistics), so the
 result does not depend on what the module held before.
@@ -13,7 +15,7 @@ result does not depend on what the module held before.
 
 from torch import nn
 
-INIT_SCHEMES: tuple[str, ...] = ("default", "dcgan", "xavier")
+INIT_SCHEMES: tuple[str, ...] = ("default", "dcgan", "xavier", "autogan")
 
 _WEIGHTED = (
     nn.Linear,
@@ -51,5 +53,7 @@ def init_weights(module: nn.Module, scheme: str) -> None:
                 nn.init.zeros_(layer.bias)
         elif hasattr(layer, "reset_parameters"):
             layer.reset_parameters()
-            if scheme == "dcgan" and isinstance(layer, _NORMS) and layer.weight is not None:
+            if scheme == "autogan" and isinstance(layer, nn.Conv2d):
+                nn.init.xavier_uniform_(layer.weight)
+            if scheme in ("dcgan", "autogan") and isinstance(layer, _NORMS) and layer.weight is not None:
                 nn.init.normal_(layer.weight, 1.0, 0.02)
