@@ -70,3 +70,33 @@ def record_adversary_batches(trainer) -> dict:
 
     trainer.adversary_loss = spy
     return seen
+
+
+def celeba_folder(root: Path, n: int = 8) -> Path:
+    """A folder shaped as CelebA's: ``n`` random 178 x 218 JPEG files and the partition file (the last
+    two images in the test part)."""
+    from PIL import Image
+
+    folder = root / "img_align_celeba"
+    folder.mkdir(parents=True)
+    generator = torch.Generator().manual_seed(0)
+    for i in range(1, n + 1):
+        pixels = torch.randint(0, 256, (218, 178, 3), dtype=torch.uint8, generator=generator)
+        Image.fromarray(pixels.numpy()).save(folder / f"{i:06d}.jpg")
+    (root / "list_eval_partition.txt").write_text("".join(f"{i:06d}.jpg {0 if i <= n - 2 else 2}\n"
+                                                          for i in range(1, n + 1)))
+    return root
+
+
+def cifar_folder(root: Path, n: int = 8) -> Path:
+    """CIFAR-10's python batches (``cifar-10-batches-py``) with ``n`` random images each."""
+    import pickle
+
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    generator = torch.Generator().manual_seed(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        data = torch.randint(0, 256, (n, 3072), dtype=torch.uint8, generator=generator).numpy()
+        with open(folder / name, "wb") as handle:
+            pickle.dump({b"labels": [i % 10 for i in range(n)], b"data": data}, handle)
+    return root

@@ -1,10 +1,7 @@
 """AutoGAN's autogan_cifar10_a networks: parameter counts, cells, initialisation, and the Section 5.2 configs."""
 
-import pickle
 from pathlib import Path
 
-import numpy as np
-import pytest
 import torch
 import torch.nn.functional as F
 
@@ -90,26 +87,3 @@ def test_configs_follow_the_official_training_script():
     assert n_adv == {"baseline-nadv1": 1, "baseline-nadv2": 2, "baseline-nadv5": 5, "advas-nadv1": 1,
                      "advas-nadv2": 2, "advas-nadv5": 5}
 
-
-def cifar_root(root, n=8):
-    """The CIFAR-10 python batches with ``n`` random images each."""
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        batch = {b"labels": [i % 10 for i in range(n)], b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8)}
-        with open(folder / name, "wb") as handle:
-            pickle.dump(batch, handle)
-    return root
-
-
-@pytest.mark.parametrize("name", ["baseline", "advas"])
-def test_the_cifar10_configs_train_two_steps_at_a_tiny_width(name, tmp_path):
-    from equilibria.training.run import train
-
-    config = load_config(ROOT / "configs" / f"advas-autogan-cifar10-{name}.yaml", [
-        f"data.root={cifar_root(tmp_path / 'cifar')}", "generator.width=8", "discriminator.width=8",
-        "generator.latent_dim=8", "train.steps=2", "train.batch_size=4", "train.n_adv=2", "eval.every=0",
-        "log.every=1", "log.progress=false", "log.tensorboard=false", "threads=1"])
-    run = train(config, tmp_path / "run")
-    assert (run / "checkpoints" / "step-00000002.pt").exists()

@@ -15,11 +15,12 @@ SHAPES = {
     "advas_mnist": [(1, 28, 28)],
     "icr_mnist": [(1, 28, 28)],
     "dcgan32": [(3, 32, 32), (1, 32, 32)],
+    "dcgan64": [(3, 64, 64)],
     "stylegan2": [(3, 16, 16), (1, 8, 8)],
     "autogan": [(3, 32, 32), (1, 32, 32)],
 }
 # Latent sizes from the papers (mlp and dcgan8 have none; see their module docstrings).
-PAPER_LATENT = {"mlp": 16, "dcgan8": 32, "advas_mnist": 128, "icr_mnist": 96, "dcgan32": 128, "stylegan2": 512,
+PAPER_LATENT = {"mlp": 16, "dcgan8": 32, "advas_mnist": 128, "icr_mnist": 96, "dcgan32": 128, "dcgan64": 128, "stylegan2": 512,
                 "autogan": 128}
 
 # The tables, one row per top-level block: (layers, kernel, stride, output shape per sample).
@@ -175,6 +176,7 @@ def test_output_ranges():
         "advas_mnist": (0.0, 1.0),
         "icr_mnist": (-1.0, 1.0),
         "dcgan32": (-1.0, 1.0),
+        "dcgan64": (-1.0, 1.0),
         "stylegan2": None,
         "autogan": (-1.0, 1.0),
     }
@@ -232,9 +234,9 @@ def test_gradient_penalty_discriminators_have_no_batchnorm(arch):
 
 def test_unknown_architecture():
     with pytest.raises(ValueError) as error:
-        build_generator("dcgan64", out_shape=(3, 64, 64))
-    assert str(error.value) == ("generator.arch: unknown architecture 'dcgan64'; allowed: mlp, dcgan8, advas_mnist, "
-                                "icr_mnist, dcgan32, stylegan2, autogan")
+        build_generator("dcgan128", out_shape=(3, 128, 128))
+    assert str(error.value) == ("generator.arch: unknown architecture 'dcgan128'; allowed: mlp, dcgan8, "
+                                "advas_mnist, icr_mnist, dcgan32, dcgan64, stylegan2, autogan")
     with pytest.raises(ValueError, match=r"^discriminator\.arch: unknown architecture 'resnet'"):
         build_discriminator("resnet", in_shape=(3, 32, 32))
 

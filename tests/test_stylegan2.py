@@ -193,33 +193,3 @@ def test_the_method_needs_the_architecture_and_trains_with_advas_and_ema(tmp_pat
     text = (run / "metrics.jsonl").read_text()
     assert '"adv/r1_lazy"' in text and '"stylegan2/pl_mean"' in text and '"advas/lambda"' in text
 
-
-def celeba_folder(root, n=8):
-    """A folder shaped as CelebA's: ``n`` random 178 x 218 JPEG files and the partition file."""
-    from PIL import Image
-
-    folder = root / "img_align_celeba"
-    folder.mkdir(parents=True)
-    generator = torch.Generator().manual_seed(0)
-    for i in range(1, n + 1):
-        pixels = torch.randint(0, 256, (218, 178, 3), dtype=torch.uint8, generator=generator)
-        Image.fromarray(pixels.numpy()).save(folder / f"{i:06d}.jpg")
-    (root / "list_eval_partition.txt").write_text("".join(f"{i:06d}.jpg {0 if i <= n - 2 else 2}\n"
-                                                          for i in range(1, n + 1)))
-    return root
-
-
-@pytest.mark.parametrize("name", ["advas-stylegan2-celeba64-baseline", "advas-stylegan2-celeba64-advas"])
-def test_the_celeba_configs_train_two_steps_at_a_tiny_width(name, tmp_path, monkeypatch):
-    from pathlib import Path
-
-    from equilibria.training.run import train
-
-    monkeypatch.setenv("EQUILIBRIA_CACHE", str(tmp_path / "cache"))
-    root = celeba_folder(tmp_path / "celeba")
-    config = load_config(Path(__file__).parents[1] / "configs" / f"{name}.yaml", [
-        f"data.root={root}", "data.image_size=16", "generator.width=4", "discriminator.width=4",
-        "generator.latent_dim=8", "train.steps=2", "train.batch_size=4", "eval.every=0", "log.every=1",
-        "log.progress=false", "log.tensorboard=false", "threads=1"])
-    run = train(config, tmp_path / "run")
-    assert (run / "checkpoints" / "step-00000002.pt").exists()

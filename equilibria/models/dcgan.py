@@ -1,4 +1,4 @@
-"""DCGAN networks: ``dcgan32`` for 32 x 32 images and ``dcgan8`` for 8 x 8 images.
+"""DCGAN networks: ``dcgan32`` for 32 x 32 images, ``dcgan64`` for 64 x 64 and ``dcgan8`` for 8 x 8.
 
 ``dcgan32`` is the WGAN-GP DCGAN of icr-competitive-gradient-descent, Appendix A.4, Tables 4
 (generator) and 5 (discriminator), with ``width`` = 64 as in the tables: the generator goes
@@ -7,6 +7,9 @@ to 2w x 8 x 8, w x 16 x 16 and C x 32 x 32 (BN and ReLU except Tanh at the end);
 discriminator mirrors it with convolutions (kernel 4, stride 2, padding 1) to w, 2w, 4w channels,
 LeakyReLU, no normalisation, and a Linear to one score. C comes from the image shape (3 for
 CIFAR-10 and stacked MNIST, 1 for MNIST padded to 32 x 32).
+
+``dcgan64`` is the same design with four stride-2 layers (8w x 4 x 4 -> ... -> C x 64 x 64, and
+back), for CelebA at 64 x 64 (the lens and VRAL papers' DCGANs; the width the tables' 64).
 
 ``dcgan8`` is the same design with two stride-2 layers instead of three (2 x 2 -> 4 x 4 -> 8 x 8),
 for scikit-learn's 8 x 8 digits: G z (32) -> Linear,BN,ReLU 2w x 2 x 2 -> ConvT,BN,ReLU
@@ -88,3 +91,13 @@ def generator8(*, latent_dim: int = LATENT_DIM_8, width: int = WIDTH_8, out_shap
 def discriminator8(*, width: int = WIDTH_8, in_shape: tuple[int, ...]) -> nn.Sequential:
     """C x 8 x 8 -> w x 4 x 4 -> 2w x 2 x 2 -> scores (N,)."""
     return _discriminator("dcgan8", width, in_shape, size=8, n_down=2)
+
+
+def generator64(*, latent_dim: int = LATENT_DIM_32, width: int = WIDTH_32, out_shape: tuple[int, ...]) -> Generator:
+    """z (128) -> 8w x 4 x 4 -> 4w x 8 x 8 -> 2w x 16 x 16 -> w x 32 x 32 -> C x 64 x 64."""
+    return _generator("dcgan64", latent_dim, width, out_shape, size=64, n_up=4)
+
+
+def discriminator64(*, width: int = WIDTH_32, in_shape: tuple[int, ...]) -> nn.Sequential:
+    """C x 64 x 64 -> w x 32 x 32 -> 2w x 16 x 16 -> 4w x 8 x 8 -> 8w x 4 x 4 -> scores (N,)."""
+    return _discriminator("dcgan64", width, in_shape, size=64, n_down=4)
