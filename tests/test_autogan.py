@@ -79,7 +79,7 @@ def test_configs_follow_the_official_training_script():
         assert (c.generator.width, c.generator.latent_dim, c.discriminator.width) == (256, 128, 128)
         assert c.discriminator.spectral_norm and c.generator.init == c.discriminator.init == "autogan"
         for player in (c.optim.generator, c.optim.adversary):
-            assert (player.name, player.lr, tuple(player.betas)) == ("adam", 2e-4, (0.0, 0.9))
+            assert (player.name, player.lr, tuple(player.betas), player.decay) == ("adam", 2e-4, (0.0, 0.9), "linear")
         assert (c.eval.num_samples, c.eval.metrics) == (50000, "fid,is")
     assert load_config(ROOT / "configs" / "advas-autogan-cifar10-advas.yaml").advas.lam == 0.01
     experiment = load_experiment(ROOT / "experiments" / "advas-autogan-cifar10.yaml")

@@ -185,3 +185,23 @@ def test_progress_is_a_bar_on_a_terminal():
     assert isinstance(progress(10, 0, True, Terminal()), tqdm)
     assert isinstance(progress(10, 0, True, io.StringIO()), LineProgress)
     assert progress(10, 0, False, io.StringIO()).disable
+
+
+def test_linear_learning_rate_decay_reaches_zero_and_resumes_on_schedule(tmp_path):
+    from equilibria.core.optimizers import OptimizerConfig, scheduled_lr
+
+    assert scheduled_lr(OptimizerConfig(lr=2e-4, decay="linear"), 0, 4) == 2e-4
+    assert scheduled_lr(OptimizerConfig(lr=2e-4, decay="linear"), 3, 4) == pytest.approx(0.5e-4)
+    assert scheduled_lr(OptimizerConfig(lr=2e-4), 3, 4) == 2e-4
+    decayed = SMALL + ["train.steps=4", "log.every=1", "optim.generator.decay=linear", "optim.generator.lr=1e-3"]
+    run = train(load_config(None, decayed), tmp_path / "run")
+    lrs = [r["lr/generator"] for r in metrics(run) if "lr/generator" in r]
+    assert lrs == pytest.approx([1e-3, 0.75e-3, 0.5e-3, 0.25e-3])  # the rate of each iteration (1 - t / 4)
+    assert all("lr/adversary" not in r for r in metrics(run))  # its decay stays constant
+    # a resumed run continues the schedule of its (new) train.steps from its step
+    first = train(load_config(None, [*decayed, "train.steps=2"]), tmp_path / "resumed")
+    train(load_config(None, decayed), first, resume=True)
+    assert [r["lr/generator"] for r in metrics(first) if "lr/generator" in r] == pytest.approx(
+        [1e-3, 0.5e-3, 0.5e-3, 0.25e-3])
+    with pytest.raises(ConfigError, match=r"'optim.generator.decay': got 'linear' with cgd.enabled=true"):
+        load_config(None, ["cgd.enabled=true", "objective=wgan", "optim.generator.decay=linear"])

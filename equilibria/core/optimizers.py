@@ -21,6 +21,8 @@ class OptimizerConfig(Section):
     alpha: Float = option(0.99, "RMSprop's smoothing constant", ge=0.0, le=1.0)
     momentum: Float = option(0.0, "SGD's and RMSprop's momentum", ge=0.0, le=1.0)
     weight_decay: Float = option(0.0, "L2 weight decay of the optimizer", ge=0.0)
+    decay: Literal["constant", "linear"] = option("constant", "learning rate over train.steps: constant, or linear "
+                                                 "from lr to 0 (AutoGAN's)")
 
 
 def build_optimizer(parameters: Iterable[torch.Tensor], config: OptimizerConfig) -> torch.optim.Optimizer:
@@ -32,3 +34,9 @@ def build_optimizer(parameters: Iterable[torch.Tensor], config: OptimizerConfig)
         return torch.optim.RMSprop(parameters, lr=config.lr, alpha=config.alpha, eps=config.eps,
                                    momentum=config.momentum, weight_decay=config.weight_decay)
     return torch.optim.SGD(parameters, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+
+
+def scheduled_lr(config: OptimizerConfig, step: int, steps: int) -> float:
+    """The learning rate of iteration ``step`` (0-based) of ``steps``: ``config.lr``, or with ``decay:
+    linear`` lr * (1 - step / steps), as AutoGAN's ``LinearLrDecay`` (from lr at the first step to 0)."""
+    return config.lr if config.decay == "constant" else config.lr * max(0.0, 1.0 - step / steps)

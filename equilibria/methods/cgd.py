@@ -38,6 +38,11 @@ class CgdConfig(MethodConfig):
 
 
 def _check_config(section: CgdConfig, config: Any, objective: Objective) -> None:
+    for player in ("generator", "adversary"):
+        decay = getattr(config.optim, player).decay
+        if section.enabled and decay != "constant":
+            raise ConfigError(f"config key 'optim.{player}.decay': got {decay!r} with cgd.enabled=true; allowed: "
+                              "constant (the joint step has its own step sizes, cgd.lr_generator and cgd.lr_adversary)")
     if section.enabled and objective.value is None:
         raise ConfigError(f"config key 'cgd.enabled': got true with objective={objective.name}; allowed: an "
                           "objective with a zero-sum game (its generator's loss is not the negative of the "

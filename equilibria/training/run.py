@@ -22,6 +22,7 @@ import torch
 import yaml
 
 from equilibria.core.finite import NonFiniteError
+from equilibria.core.optimizers import scheduled_lr
 from equilibria.core.parallel import DataParallel, from_environment
 from equilibria.core.trainer import Trainer
 from equilibria.data import ON_DISK, Dataset, data_root
@@ -236,6 +237,10 @@ def train(config: Config, run_dir: str | Path | None = None, *, resume: bool = F
             evaluate_generator = build_evaluator()
 
     steps = config.train.steps
+    schedules = [(name, optimizer, section) for name, optimizer, section in (
+        ("generator", trainer.g_optimizer, config.optim.generator), ("adversary", trainer.d_optimizer,
+                                                                      config.optim.adversary))
+        if optimizer is not None and section.decay != "constant"]
     bar = progress(steps, trainer.step, config.log.progress and parallel.main)
     started = time.perf_counter() - elapsed
     in_iteration = False
@@ -243,6 +248,9 @@ def train(config: Config, run_dir: str | Path | None = None, *, resume: bool = F
         with stop_requests() as stop:
             while trainer.step < steps:
                 logging_step = (trainer.step + 1) % config.log.every == 0 or trainer.step + 1 == steps
+                for _, optimizer, section in schedules:  # a function of the step: a resumed run continues it
+                    for group in optimizer.param_groups:
+                        group["lr"] = scheduled_lr(section, trainer.step, steps)
                 in_iteration = True
                 logs = trainer.train_step(diagnostics=logging_step)
                 in_iteration = False
@@ -251,6 +259,7 @@ def train(config: Config, run_dir: str | Path | None = None, *, resume: bool = F
                 if logging_step:
                     trainer.check_finite()
                     values = mean_over_processes(scalars(logs), parallel, trainer.batch_size)
+                    values.update({f"lr/{name}": optimizer.param_groups[0]["lr"] for name, optimizer, _ in schedules})
                     log.metrics(trainer.step, elapsed, values)
                     bar.set_postfix({k: f"{values[k]:.3g}" for k in ("loss_adv", "loss_gen") if k in values})
                 if trainer.step % config.log.sample_every == 0 or trainer.step == steps:
