@@ -192,4 +192,8 @@ def test_the_method_needs_the_architecture_and_trains_with_advas_and_ema(tmp_pat
     run = train(config, tmp_path / "run")
     text = (run / "metrics.jsonl").read_text()
     assert '"adv/r1_lazy"' in text and '"stylegan2/pl_mean"' in text and '"advas/lambda"' in text
+    state = torch.load(run / "checkpoints" / "step-00000002.pt", weights_only=True)["trainer"]
+    ema, raw = state["ema"], state["generator"]
+    weight = "mapping.net.0.weight"  # after two steps of 0.9: between the initial and the trained weights
+    assert not torch.equal(ema[weight], raw[weight]) and set(ema) == set(raw)
 
