@@ -30,6 +30,7 @@ from the seed before any method's).
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -201,17 +202,15 @@ def archive(runs: dict[str, list[Path]], out: Path, dest: Path) -> list[Path]:
             for file in RECORD_FILES:
                 shutil.copy2(run_dir / file, target / file)
             written.append(target)
-    for file in [out / "report.md", *sorted(out.glob("curves-*.png"))]:
+    for file in [out / "report.md", out / "experiment.json", *sorted(out.glob("curves-*.png"))]:
         if file.is_file():
             shutil.copy2(file, dest / file.name)
     return written
 
 
-HIGHER_IS_BETTER = ("is", "inception_score", "precision", "recall", "modes", "high_quality")
-
-
 def write_report(runs: dict[str, list[Path]], metrics: list[str], out: Path, title: str,
-                 baselines: dict[str, str] | None = None, failure: tuple[str, float] | None = None) -> Path:
+                 baselines: dict[str, str] | None = None, failure: tuple[str, float] | None = None,
+                 command: str = "") -> Path:
     """``out/report.md`` over the finished runs: per metric, a table of best and final values with 95%
     intervals over seeds, the change over the last quarter of training,
     each group against its baseline (``baselines``: group -> baseline; difference, interval, Welch's
@@ -225,12 +224,12 @@ def write_report(runs: dict[str, list[Path]], metrics: list[str], out: Path, tit
         lines += [f"{done} of {total} runs have finished; the tables and curves leave out the others.", ""]
     if failure is not None:
         key, threshold = failure
-        lower = not key.endswith(HIGHER_IS_BETTER)
+        lower = not key.endswith(report.HIGHER_IS_BETTER)
         lines += ["## Failed runs", "", report.failure_table(report.summary(runs, key, lower), key, threshold, lower,
                                                             baselines), ""]
     for key in metrics:
         slug = key.replace("/", "-")
-        lower = not key.endswith(HIGHER_IS_BETTER)
+        lower = not key.endswith(report.HIGHER_IS_BETTER)
         rows = report.summary(runs, key, lower_is_better=lower)
         report.plot_curves(runs, key, out / f"curves-{slug}.png", title=f"{title}: {key}")
         note = (f"{'lower' if lower else 'higher'} is better" if key.startswith("eval/")
@@ -241,4 +240,7 @@ def write_report(runs: dict[str, list[Path]], metrics: list[str], out: Path, tit
         lines += [f"![{key}](curves-{slug}.png)", ""]
     path = out / "report.md"
     path.write_text("\n".join(lines))
+    (out / "experiment.json").write_text(json.dumps({  # what equilibria report needs to state the claims
+        "title": title, "metrics": metrics, "baselines": baselines or {}, "failure": failure, "command": command},
+        indent=1) + "\n")
     return path

@@ -21,6 +21,9 @@ from equilibria.images import save_figure
 from equilibria.statistics import compare, compare_failures, mean_interval, share_interval
 
 
+HIGHER_IS_BETTER = ("is", "inception_score", "precision", "recall", "modes", "high_quality")  # metric name endings
+
+
 def load_metrics(run_dir: str | Path) -> list[dict]:
     """The records of a run's ``metrics.jsonl``."""
     path = Path(run_dir) / "metrics.jsonl"
@@ -107,6 +110,11 @@ def comparison_table(rows: Sequence[dict], baselines: Mapping[str, str], key: st
 
 
 def plot_curves(groups: Mapping[str, Sequence[Path]], key: str, path: str | Path, title: str | None = None) -> Path:
+    """``curves_figure`` written to ``path`` (PNG)."""
+    return save_figure(curves_figure(groups, key, title), path)
+
+
+def curves_figure(groups: Mapping[str, Sequence[Path]], key: str, title: str | None = None) -> Figure:
     """Two panels, ``key`` against iterations and against wall-clock minutes: mean over seeds ± std."""
     figure = Figure(figsize=(11, 4.2))
     axes = figure.subplots(1, 2)
@@ -130,7 +138,7 @@ def plot_curves(groups: Mapping[str, Sequence[Path]], key: str, path: str | Path
     if title:
         figure.suptitle(title)
     figure.tight_layout()
-    return save_figure(figure, path)
+    return figure
 
 
 def failure_table(rows: Sequence[dict], key: str, threshold: float, lower_is_better: bool,

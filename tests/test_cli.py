@@ -43,13 +43,16 @@ def test_help_examples_name_configs_that_exist():
 
 
 def test_every_positional_argument_has_help(capsys):
-    for command in ("train", "resume", "sample", "evaluate", "experiment", "config"):
+    for command in ("train", "resume", "sample", "evaluate", "experiment", "report", "config"):
         with pytest.raises(SystemExit):
             main([command, "--help"])
         text = capsys.readouterr().out
         positional = text.split("positional arguments:")[1].split("options:")[0] if "positional" in text else ""
-        names = [line for line in positional.splitlines() if line.startswith("  ") and not line.startswith("   ")]
-        assert names and all(len(line.split()) > 1 for line in names), (command, positional)
+        lines = positional.splitlines() + [""]
+        names = [i for i, line in enumerate(lines) if line.startswith("  ") and not line.startswith("   ")]
+        # the help follows the name on its line, or on the next (indented further) when the name is long
+        assert names and all(len(lines[i].split()) > 1 or lines[i + 1].startswith("    ") for i in names), \
+            (command, positional)
 
 
 @pytest.mark.parametrize(
@@ -114,8 +117,8 @@ def test_console_script_runs():
     assert result.returncode == 0 and "equilibria train" in result.stdout
 
 
-HELP = ["", "train", "resume", "sample", "evaluate", "experiment", "config", "game", "classifier", "classifier train",
-        "data", "data download", "data info"]
+HELP = ["", "train", "resume", "sample", "evaluate", "experiment", "report", "config", "game", "classifier",
+        "classifier train", "data", "data download", "data info"]
 
 
 def test_help_of_every_command_imports_no_torch():

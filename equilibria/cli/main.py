@@ -21,6 +21,7 @@ EXAMPLES = """examples:
   equilibria sample runs/my-run -n 100 --out samples.png
   equilibria data download mnist --root data/mnist
   equilibria experiment experiments/advas-mnist.yaml --jobs 2
+  equilibria report runs/advas-mnist runs/my-run --out report.html
   equilibria evaluate runs/my-run --metrics fid,kid --num-samples 5000
   equilibria classifier train mnist --root ../shared/data/mnist --split test
 """
@@ -87,12 +88,19 @@ def _experiment(args: argparse.Namespace) -> None:
             cluster[f"slurm_{key}"] = yaml.safe_load(value)
         runs = run_experiment(experiment, out, jobs=args.jobs, threads=args.threads, extra=args.set,
                               processes=args.processes, launcher=args.launcher, cluster=cluster)
-    path = write_report(runs, experiment.metrics, out, name, experiment.baselines, experiment.failure)
+    command = f"equilibria experiment {args.file}" + (f" --scale {scale}" if scale else "")
+    path = write_report(runs, experiment.metrics, out, name, experiment.baselines, experiment.failure, command)
     print(f"report written to {path}")
     if args.archive:
         written = archive(runs, out, Path(args.archive))
         total = sum(map(len, runs.values()))
         print(f"records of {len(written)} of {total} runs (the finished ones) and the report copied to {args.archive}")
+
+
+def _report(args: argparse.Namespace) -> None:
+    from equilibria.report_page import write_page
+
+    print(f"report written to {write_page(args.paths, args.out, args.title)}")
 
 
 def _config(args: argparse.Namespace) -> None:
@@ -179,6 +187,13 @@ def parser() -> argparse.ArgumentParser:
                         "copied back into the experiment's directory they count as done")
     with_overrides(p)
     p.set_defaults(func=_experiment)
+
+    p = commands.add_parser("report", help="one self-contained HTML page comparing runs and experiments")
+    p.add_argument("paths", nargs="+", metavar="RUN_OR_EXPERIMENT_DIR",
+                   help="run directories, and experiment directories (their groups, claims and seeds)")
+    p.add_argument("--out", default="report.html", help="the HTML file (default report.html)")
+    p.add_argument("--title", help="the page's title (default: the directories' names)")
+    p.set_defaults(func=_report)
 
     p = commands.add_parser("config", help="print the resolved, validated config")
     p.add_argument("config", nargs="?", help="YAML config file (default: the built-in defaults)")

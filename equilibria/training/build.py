@@ -79,7 +79,7 @@ def build_trainer(config: Config, dataset: Dataset | None = None, parallel: Data
         penalties += contribution.penalties
         joint = contribution.joint_optimizer or joint
     batches = BatchSampler(dataset, config.train.batch_size, seed=config.seed,
-                           value_range=generator.output_range, device=device, part=parallel.part)
+                           value_range=generator.output_range or (-1.0, 1.0), device=device, part=parallel.part)
     return Trainer(
         generator,
         discriminator,

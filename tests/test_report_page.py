@@ -1,0 +1,103 @@
+"""``equilibria report``: the self-contained HTML page, checked as text and in a real headless browser."""
+
+import base64
+import io
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from equilibria.cli.main import main
+from equilibria.experiment import load_experiment, run_experiment, write_report
+from equilibria.report_page import write_page
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+BROWSER_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """A tiny experiment (two groups that differ in n_adv, two seeds, a baseline) and one run of its own."""
+    root = tmp_path_factory.mktemp("page")
+    config = root / "c.yaml"
+    config.write_text("train: {steps: 4, batch_size: 16}\ngenerator: {width: 8}\ndiscriminator: {width: 8}\n"
+                      "log: {every: 1, tensorboard: false, sample_every: 2}\n"
+                      "eval: {every: 2, num_samples: 64, metrics: fid}\n")
+    path = root / "e.yaml"
+    path.write_text(f"seeds: [0, 1]\nmetrics: [eval/fid]\nbaseline: plain\ngroups: {{plain: {{config: {config}}}, "
+                    f"twice: {{config: {config}, set: [train.n_adv=2]}}}}\n")
+    experiment = load_experiment(path)
+    out = root / "experiment"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("EQUILIBRIA_CACHE", str(root / "cache"))  # the digits classifier of the FID
+        groups = run_experiment(experiment, out)
+        write_report(groups, experiment.metrics, out, "tiny", experiment.baselines,
+                     command="equilibria experiment e.yaml")
+        assert main(["train", str(config), "--run-dir", str(root / "single"), "--set", "log.progress=false"]) == 0
+    return out, root / "single"
+
+
+@pytest.fixture(scope="module")
+def page(runs, tmp_path_factory):
+    return write_page(list(runs), tmp_path_factory.mktemp("out") / "report.html", title="a tiny comparison")
+
+
+def test_the_page_holds_claims_configs_metrics_histograms_and_samples(page):
+    text = page.read_text()
+    assert text.startswith("<!DOCTYPE html>") and "<title>a tiny comparison</title>" in text
+    assert "plain: 2 runs, twice: 2 runs, single: 1 run" in text
+    claim = re.search(r"<tr><td>twice is better than plain on eval/fid \(best value\)</td>(.*?)</tr>", text)
+    assert claim and re.search(r'class="(holds|fails|undecided)"', claim.group(1))
+    assert "<code>equilibria experiment e.yaml</code>" in claim.group(1)
+    assert re.search(r'<tr class="differs"><td>train.n_adv</td><td>1</td><td>2</td><td>1</td></tr>', text)
+    assert '<tr class="same"><td>train.batch_size</td>' in text  # shared keys folded below
+    for key in ("eval/fid", "loss_adv", "d_real", "grad_norm_fake"):
+        assert f"<h3>{key} <small>" in text
+    assert text.count("output histogram") == 3 and text.count('class="samples"') == 3 * 2  # steps 2 and 4
+
+
+def test_every_image_is_embedded_and_decodes(page):
+    text = page.read_text()
+    sources = re.findall(r'<img [^>]*src="([^"]+)"', text)
+    assert len(sources) > 10
+    assert not re.search(r'(src|href)="(https?:|file:|/)', text)  # nothing outside the page
+    for source in sources:
+        assert source.startswith("data:image/png;base64,")
+        with Image.open(io.BytesIO(base64.b64decode(source.split(",", 1)[1]))) as image:
+            image.load()
+            assert image.size[0] > 0
+
+
+def test_bad_paths_are_refused(tmp_path, capsys):
+    assert main(["report", str(tmp_path), "--out", str(tmp_path / "r.html")]) == 2
+    assert "is neither a run directory (metrics.jsonl) nor an experiment directory" in capsys.readouterr().err
+    assert not (tmp_path / "r.html").exists()
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian: apt-get install chromium)")
+def test_the_page_in_headless_chromium(page, tmp_path):
+    profile = tmp_path / "profile"
+    shot = tmp_path / "shot.png"
+    done = subprocess.run([CHROMIUM, *BROWSER_FLAGS, f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0",
+                           f"--screenshot={shot}", "--window-size=1200,1600", page.as_uri()],
+                          capture_output=True, text=True, timeout=120)
+    console = [line for line in done.stderr.splitlines() if "CONSOLE" in line]
+    assert not console, console  # the page runs no script and logs nothing
+    with Image.open(shot) as image:
+        pixels = np.asarray(image.convert("L"))
+        assert int(pixels.max()) - int(pixels.min()) > 100 and len(np.unique(pixels)) > 20  # not blank
+    # every image decodes in the browser: a copy of the page with a probe that writes the count in its title
+    probe = tmp_path / "probe.html"
+    probe.write_text(page.read_text().replace("</body>", "<script>window.addEventListener('load', () => { "
+                     "const bad = [...document.images].filter(i => !(i.complete && i.naturalWidth > 0)); "
+                     "document.title = 'decoded ' + (document.images.length - bad.length) + ' of ' + "
+                     "document.images.length; });</script></body>"))
+    dom = subprocess.run([CHROMIUM, *BROWSER_FLAGS, f"--user-data-dir={profile}", "--virtual-time-budget=10000",
+                          "--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    decoded, total = map(int, re.search(r"<title>decoded (\d+) of (\d+)</title>", dom).groups())
+    assert decoded == total == page.read_text().count("<img ")
