@@ -187,12 +187,14 @@ class Trajectory:
 
 
 def play(game: Game, method: str, lr: Sequence[float], steps: int, x0: Sequence[float], y0: Sequence[float], *,
-         beta: float = 0.99, eps: float = 1e-5, tol: float = 1e-6, bound: float = 1e6) -> Trajectory:
+         beta: float = 0.99, eps: float = 1e-5, tol: float = 1e-6, bound: float = 1e6,
+         analyse: bool = True) -> Trajectory:
     """Run ``method`` for ``steps`` steps from (x0, y0).
 
     Converged: the distance to the stationary point fell below ``tol`` times the initial distance
     (times 1 when that is 0); diverged: a coordinate left [-bound, bound] or became nan/inf;
-    otherwise undecided.
+    otherwise undecided. ``analyse=False`` skips the stationary point and the spectral radius (a
+    game whose trajectory is the result, such as ICR Figure 7's).
     """
     if method not in METHODS:
         raise ValueError(f"--method: got {method!r}; allowed: {', '.join(METHODS)}")
@@ -201,7 +203,7 @@ def play(game: Game, method: str, lr: Sequence[float], steps: int, x0: Sequence[
         raise ValueError(f"--steps: got {steps}; allowed: an integer >= 1")
     x = torch.tensor(list(x0), dtype=DTYPE)
     y = torch.tensor(list(y0), dtype=DTYPE)
-    star = game.stationary or stationary_point(game.f, x, y)
+    star = (game.stationary or stationary_point(game.f, x, y)) if analyse else None
     step, optimizer = _stepper(game.f, method, lr, x, y, beta, eps)
     points = [torch.cat([x, y])]
     status = "undecided"
