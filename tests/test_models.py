@@ -13,6 +13,7 @@ SHAPES = {
     "mlp": [(2,), (5,)],
     "dcgan8": [(1, 8, 8), (3, 8, 8)],
     "advas_mnist": [(1, 28, 28)],
+    "advas_mnist_bilinear": [(1, 28, 28)],
     "icr_mnist": [(1, 28, 28)],
     "dcgan32": [(3, 32, 32), (1, 32, 32)],
     "dcgan64": [(3, 64, 64)],
@@ -20,7 +21,7 @@ SHAPES = {
     "autogan": [(3, 32, 32), (1, 32, 32)],
 }
 # Latent sizes from the papers (mlp and dcgan8 have none; see their module docstrings).
-PAPER_LATENT = {"mlp": 16, "dcgan8": 32, "advas_mnist": 128, "icr_mnist": 96, "dcgan32": 128, "dcgan64": 128, "stylegan2": 512,
+PAPER_LATENT = {"mlp": 16, "dcgan8": 32, "advas_mnist": 128, "advas_mnist_bilinear": 128, "icr_mnist": 96, "dcgan32": 128, "dcgan64": 128, "stylegan2": 512,
                 "autogan": 128}
 
 # The tables, one row per top-level block: (layers, kernel, stride, output shape per sample).
@@ -174,6 +175,7 @@ def test_output_ranges():
         "mlp": None,
         "dcgan8": (-1.0, 1.0),
         "advas_mnist": (0.0, 1.0),
+        "advas_mnist_bilinear": (0.0, 1.0),
         "icr_mnist": (-1.0, 1.0),
         "dcgan32": (-1.0, 1.0),
         "dcgan64": (-1.0, 1.0),
@@ -236,7 +238,7 @@ def test_unknown_architecture():
     with pytest.raises(ValueError) as error:
         build_generator("dcgan128", out_shape=(3, 128, 128))
     assert str(error.value) == ("generator.arch: unknown architecture 'dcgan128'; allowed: mlp, dcgan8, "
-                                "advas_mnist, icr_mnist, dcgan32, dcgan64, stylegan2, autogan")
+                                "advas_mnist, advas_mnist_bilinear, icr_mnist, dcgan32, dcgan64, stylegan2, autogan")
     with pytest.raises(ValueError, match=r"^discriminator\.arch: unknown architecture 'resnet'"):
         build_discriminator("resnet", in_shape=(3, 32, 32))
 

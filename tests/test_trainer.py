@@ -229,7 +229,7 @@ def test_state_dict_round_trip_continues_identically():
     [
         ({"update": "sometimes"}, "^update: got 'sometimes'"),
         ({"update": "simultaneous", "n_adv": 5}, "^n_adv: got 5"),
-        ({"n_adv": 0}, "^n_adv: got 0"),
+        ({"n_adv": -1}, "^n_adv: got -1"),
         ({"update": "joint"}, "needs a joint optimizer"),
     ],
 )

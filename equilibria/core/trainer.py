@@ -113,8 +113,9 @@ class Trainer:
             raise ValueError("update: 'joint' needs a joint optimizer, and a joint optimizer needs 'joint'")
         if update != "joint" and (g_optimizer is None or d_optimizer is None):
             raise ValueError(f"update={update} needs an optimizer for each player")
-        if n_adv < 1 or (update != "alternating" and n_adv != 1):
-            raise ValueError(f"n_adv: got {n_adv}; allowed: >= 1 for alternating updates, 1 otherwise")
+        if n_adv < 0 or (update != "alternating" and n_adv != 1):
+            raise ValueError(f"n_adv: got {n_adv}; allowed: >= 0 for alternating updates (0: the adversary stays "
+                             "at its initialisation), 1 otherwise")
         names = [p.name for p in penalties]
         if len(set(names)) != len(names):
             raise ValueError(f"penalties: got {names}; allowed: each penalty once")
@@ -218,6 +219,8 @@ class Trainer:
         samples (cheap, not free). Its scalars are recorded by ``monitor`` (see ``check_finite``)."""
         self._skipped = []
         if self.update == "alternating":
+            if self.n_adv == 0:  # a frozen adversary: the generator's step still sees a real batch
+                (raw, real), logs = self.real_batch(), {}
             for _ in range(self.n_adv):
                 raw, real, logs = self._adversary_update(diagnostics)
             logs.update(self._generator_update(real, diagnostics))
@@ -435,7 +438,8 @@ class Trainer:
                                  note=str(error)) from None
         if self.weight_clip > 0:
             clip_weights(self.discriminator, self.weight_clip)
-        logs.update(grad_norm_gen=stats.pop("grad_norm_min"), grad_norm_adv=stats.pop("grad_norm_max"), **stats)
+        names = {"grad_norm_min": "grad_norm_gen", "grad_norm_max": "grad_norm_adv"}  # CGD's and ACGD's
+        logs.update({names.get(key, key): value for key, value in stats.items()})
         logs.update(loss_adv=loss_adv, loss_gen=-loss_adv, **output_statistics(d_real, d_fake),
                     **{f"adv/{k}": v for k, v in parts.items()})
         return logs

@@ -5,18 +5,19 @@
 module mapping (N, *in_shape) to raw scores (N,) (logits or critic values, no sigmoid). Width and
 latent size default to the architecture's paper values when None.
 
-==============  ===========================================  =======================
-architecture    source                                       data shape
-==============  ===========================================  =======================
-mlp             2-D mixture benchmarks (no paper network)    (d,)
-dcgan8          DCGAN for scikit-learn's 8 x 8 digits         (C, 8, 8)
-advas_mnist     AdvAs Appendix E.1                           (1, 28, 28)
-icr_mnist       ICR Tables 1 and 2                           (1, 28, 28)
-dcgan32         ICR Tables 4 and 5 (WGAN-GP DCGAN)           (C, 32, 32)
-dcgan64         the same design, one layer more (CelebA)     (C, 64, 64)
-stylegan2       Karras et al. 2020, config F (AdvAs 5.3)     (C, R, R), R = 2^k >= 4
-autogan         AutoGAN's autogan_cifar10_a (AdvAs 5.2)      (C, 32, 32)
-==============  ===========================================  =======================
+====================  =========================================  =======================
+architecture          source                                     data shape
+====================  =========================================  =======================
+mlp                   2-D mixture benchmarks (no paper network)  (d,)
+dcgan8                DCGAN for scikit-learn's 8 x 8 digits      (C, 8, 8)
+advas_mnist           AdvAs Appendix E.1                         (1, 28, 28)
+advas_mnist_bilinear  the same, bilinear upsampling (C.3)        (1, 28, 28)
+icr_mnist             ICR Tables 1 and 2                         (1, 28, 28)
+dcgan32               ICR Tables 4 and 5 (WGAN-GP DCGAN)         (C, 32, 32)
+dcgan64               the same design, one layer more (CelebA)   (C, 64, 64)
+stylegan2             Karras et al. 2020, config F (AdvAs 5.3)   (C, R, R), R = 2^k >= 4
+autogan               AutoGAN's autogan_cifar10_a (AdvAs 5.2)    (C, 32, 32)
+====================  =========================================  =======================
 """
 
 from collections.abc import Callable
@@ -31,6 +32,7 @@ _GENERATORS: dict[str, Callable[..., Generator]] = {
     "mlp": mlp.generator,
     "dcgan8": dcgan.generator8,
     "advas_mnist": advas_mnist.generator,
+    "advas_mnist_bilinear": advas_mnist.generator_bilinear,
     "icr_mnist": icr_mnist.generator,
     "dcgan32": dcgan.generator32,
     "dcgan64": dcgan.generator64,
@@ -41,6 +43,7 @@ _DISCRIMINATORS: dict[str, Callable[..., nn.Module]] = {
     "mlp": mlp.discriminator,
     "dcgan8": dcgan.discriminator8,
     "advas_mnist": advas_mnist.discriminator,
+    "advas_mnist_bilinear": advas_mnist.discriminator,
     "icr_mnist": icr_mnist.discriminator,
     "dcgan32": dcgan.discriminator32,
     "dcgan64": dcgan.discriminator64,

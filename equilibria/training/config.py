@@ -94,7 +94,8 @@ class TrainConfig(Section):
 
     steps: Int = option(3000, "generator updates (iterations)", ge=1)
     batch_size: Int = option(64, "samples per batch, real and generated", ge=1)
-    n_adv: Int = option(1, "adversary updates per generator update (alternating updates)", ge=1)
+    n_adv: Int = option(1, "adversary updates per generator update (alternating updates); 0: the adversary stays "
+                        "at its initialisation (AdvAs Appendix C.3)", ge=0)
     update: _one_of(UPDATES) = option("alternating", "alternating (n_adv adversary steps, then the "
                                       "generator's), simultaneous, or joint (set by a method with a joint "
                                       "optimizer)")
