@@ -21,8 +21,8 @@ SHAPES = {
     "autogan": [(3, 32, 32), (1, 32, 32)],
 }
 # Latent sizes from the papers (mlp and dcgan8 have none; see their module docstrings).
-PAPER_LATENT = {"mlp": 16, "dcgan8": 32, "advas_mnist": 128, "advas_mnist_bilinear": 128, "icr_mnist": 96, "dcgan32": 128, "dcgan64": 128, "stylegan2": 512,
-                "autogan": 128}
+PAPER_LATENT = {"mlp": 16, "dcgan8": 32, "advas_mnist": 128, "advas_mnist_bilinear": 128, "icr_mnist": 96,
+                "dcgan32": 128, "dcgan64": 128, "stylegan2": 512, "autogan": 128}
 
 # The tables, one row per top-level block: (layers, kernel, stride, output shape per sample).
 # Layer names as in the papers; "IN" is InstanceNorm. A discriminator's final "Linear 1" row is a
