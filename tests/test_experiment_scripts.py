@@ -8,6 +8,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def simultaneous_ring_runs(tmp_path, seeds):
+    """Runs of 4 simultaneous steps on the ring, one per seed, in tmp_path/s<seed>."""
+    runs = [tmp_path / f"s{seed}" for seed in range(seeds)]
+    for seed, run in enumerate(runs):
+        subprocess.run([sys.executable, "-m", "equilibria.cli.main", "train", str(ROOT / "configs/ring8.yaml"),
+                        "--run-dir", str(run), "--set", "train.steps=4", "--set", "train.update=simultaneous",
+                        "--set", f"seed={seed}", "--set", "log.tensorboard=false", "--set", "log.progress=false"],
+                       check=True, capture_output=True)
+    return runs
+
+
 def test_icr_checkpoint_script_on_a_small_run(tmp_path):
     run = tmp_path / "run"
     subprocess.run([sys.executable, "-m", "equilibria.cli.main", "train", str(ROOT / "configs/ring8.yaml"),
@@ -25,12 +36,7 @@ def test_icr_checkpoint_script_on_a_small_run(tmp_path):
 
 
 def test_icr_checkpoint_script_over_several_seeds_summarises_paired_differences(tmp_path):
-    runs = [tmp_path / f"s{seed}" for seed in range(3)]
-    for seed, run in enumerate(runs):
-        subprocess.run([sys.executable, "-m", "equilibria.cli.main", "train", str(ROOT / "configs/ring8.yaml"),
-                        "--run-dir", str(run), "--set", "train.steps=4", "--set", "train.update=simultaneous",
-                        "--set", f"seed={seed}", "--set", "log.tensorboard=false", "--set", "log.progress=false"],
-                       check=True, capture_output=True)
+    runs = simultaneous_ring_runs(tmp_path, seeds=3)
     done = subprocess.run([sys.executable, str(ROOT / "experiments/icr_checkpoint.py"), *map(str, runs), "--steps",
                            "4", "--every", "2", "--probe", "16", "--out", str(tmp_path / "out")],
                           capture_output=True, text=True)
@@ -45,6 +51,57 @@ def test_icr_checkpoint_script_over_several_seeds_summarises_paired_differences(
     jointly = [f["results"]["jointly"][-1]["d_real"] for f in finals]
     mean_difference = sum(a - j for a, j in zip(alone, jointly)) / 3
     assert f"| {mean_difference:+.3g} [" in rows[0]
+
+
+def test_icr_counterattack_script_over_several_seeds(tmp_path):
+    runs = simultaneous_ring_runs(tmp_path, seeds=3)
+    done = subprocess.run([sys.executable, str(ROOT / "experiments/icr_counterattack.py"), *map(str, runs),
+                           "--overtrain", "3", "--steps", "4", "--every", "2", "--probe", "16",
+                           "--out", str(tmp_path / "out")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = [json.loads((tmp_path / "out" / f"s{seed}" / "counterattack.json").read_text()) for seed in range(3)]
+    curves = [r["curves"] for r in results]
+    assert set(curves[0]) == {"checkpoint", "over-trained (run's optimizer)", "over-trained with CGD"}
+    assert all([row["step"] for row in c] == [0, 2, 4] for r in curves for c in r.values())
+    # the three discriminators differ, and the counterattacks start from the same generator
+    starts = [curves[0][name][0]["loss"] for name in curves[0]]
+    assert len(set(starts)) == 3
+    summary = (tmp_path / "out" / "counterattack-summary.md").read_text()
+    rise = [c["checkpoint"][-1]["loss"] - c["checkpoint"][0]["loss"] for c in curves]
+    assert f"{sum(rise) / 3:.4g} [" in next(line for line in summary.splitlines() if line.startswith("| checkpoint |"))
+    verdicts = [line for line in summary.splitlines() if line.endswith("** |")]
+    assert len(verdicts) == 3 and all(line.endswith(("**holds** |", "**fails** |", "**undecided** |"))
+                                      for line in verdicts)
+    assert (tmp_path / "out" / "counterattack.png").stat().st_size > 0
+
+
+def test_icr_fresh_discriminator_script_on_small_digit_runs(tmp_path):
+    runs = [tmp_path / f"s{seed}" for seed in range(2)]
+    for seed, run in enumerate(runs):
+        subprocess.run([sys.executable, "-m", "equilibria.cli.main", "train", str(ROOT / "configs/digits.yaml"),
+                        "--run-dir", str(run), "--set", "train.steps=6", "--set", f"seed={seed}",
+                        "--set", "generator.width=8", "--set", "discriminator.width=8",
+                        "--set", "log.checkpoint_every=2", "--set", "eval.every=2", "--set", "eval.num_samples=64",
+                        "--set", "eval.metrics=fid", "--set", "log.tensorboard=false", "--set", "log.progress=false"],
+                       check=True, capture_output=True)
+    done = subprocess.run([sys.executable, str(ROOT / "experiments/icr_fresh_discriminator.py"), *map(str, runs),
+                           "--pretrain", "20", "--steps", "6", "--every", "3", "--probe", "50",
+                           "--out", str(tmp_path / "out")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    records = [json.loads((tmp_path / "out" / f"s{seed}" / "fresh-discriminator.json").read_text()) for seed in (0, 1)]
+    generators = records[0]["generators"]
+    assert [g["step"] for g in generators] == [2, 4, 6]
+    fids = {r["step"]: r["eval/fid"] for r in map(json.loads, (runs[0] / "metrics.jsonl").read_text().splitlines())
+            if "eval/fid" in r}
+    assert [g["quality"] for g in generators] == [fids[2], fids[4], fids[6]]
+    assert all([r["step"] for r in g["curve"]] == [0, 3, 6] for g in generators)
+    summary = (tmp_path / "out" / "fresh-discriminator-summary.md").read_text()
+    assert "over 2 runs (6 generators)" in summary and summary.rstrip().endswith(("**holds** |", "**fails** |",
+                                                                                  "**undecided** |"))
+    assert (tmp_path / "out" / "fresh-discriminator.png").stat().st_size > 0
+    missing = subprocess.run([sys.executable, str(ROOT / "experiments/icr_fresh_discriminator.py"), str(runs[0]),
+                              "--quality", "eval/is", "--out", str(tmp_path / "x")], capture_output=True, text=True)
+    assert missing.returncode != 0 and "has no eval/is at the checkpoint steps [2, 4, 6]" in missing.stderr
 
 
 def test_vral_histograms_script_on_small_runs(tmp_path):
@@ -65,6 +122,8 @@ def test_scripts_refuse_bad_options_with_a_clear_error(tmp_path):
               "--steps: got 0; allowed: an integer >= 1"),
              (["experiments/icr_checkpoint.py", str(tmp_path), str(tmp_path)], "--out: several runs need"),
              (["experiments/icr_checkpoint.py", str(tmp_path)], "is not a run directory"),
+             (["experiments/icr_counterattack.py", str(tmp_path), "--overtrain", "0"], "--overtrain: got 0"),
+             (["experiments/icr_counterattack.py", str(tmp_path), "--cgd-lr", "-1"], "--cgd-lr: got -1.0"),
              (["experiments/vral_histograms.py", str(tmp_path), "--samples", "1"], "--samples: got 1"),
              (["experiments/vral_histograms.py", str(tmp_path)], "no runs */s0")]
     for args, message in cases:
