@@ -61,7 +61,7 @@ def test_icr_counterattack_script_over_several_seeds(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     results = [json.loads((tmp_path / "out" / f"s{seed}" / "counterattack.json").read_text()) for seed in range(3)]
     curves = [r["curves"] for r in results]
-    assert set(curves[0]) == {"checkpoint", "over-trained (run's optimizer)", "over-trained with CGD"}
+    assert set(curves[0]) == {"checkpoint", "over-trained alone", "over-trained with CGD"}
     assert all([row["step"] for row in c] == [0, 2, 4] for r in curves for c in r.values())
     # the three discriminators differ, and the counterattacks start from the same generator
     starts = [curves[0][name][0]["loss"] for name in curves[0]]
@@ -124,6 +124,7 @@ def test_scripts_refuse_bad_options_with_a_clear_error(tmp_path):
              (["experiments/icr_checkpoint.py", str(tmp_path)], "is not a run directory"),
              (["experiments/icr_counterattack.py", str(tmp_path), "--overtrain", "0"], "--overtrain: got 0"),
              (["experiments/icr_counterattack.py", str(tmp_path), "--cgd-lr", "-1"], "--cgd-lr: got -1.0"),
+             (["experiments/icr_counterattack.py", str(tmp_path), "--with-adam", "0"], "--with-adam: got 0.0"),
              (["experiments/vral_histograms.py", str(tmp_path), "--samples", "1"], "--samples: got 1"),
              (["experiments/vral_histograms.py", str(tmp_path)], "no runs */s0")]
     for args, message in cases:

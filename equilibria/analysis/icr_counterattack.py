@@ -10,35 +10,63 @@ Over-training with CGD, as read here: each iteration computes the CGD step of bo
 game f = -L_adv (ICR Section 5's local game, the run's learning rate for both), applies the
 discriminator's move and discards the generator's, so the generator stays the checkpoint's (its
 parameters and buffers are restored after every step). Over-training with the run's own optimizer
-is ``icr_checkpoint.train_from_checkpoint(..., freeze_generator=True)``.
+is ``icr_checkpoint.train_from_checkpoint(..., freeze_generator=True)``; with a new optimizer (Adam,
+against ACGD for the competitive reading) ``overtrain_alone``.
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import Tensor
+from torch.optim import Optimizer
 
 from equilibria.core.objectives import untruncated
 from equilibria.core.trainer import Trainer
-from equilibria.optim import CGD
+from equilibria.optim import ACGD, CGD
+
+
+def overtrain_alone(trainer: Trainer, state: dict[str, Any], *, steps: int, optimizer: Callable[..., Optimizer],
+                    seed: int = 0) -> dict[str, Tensor]:
+    """Restore ``state`` and train the discriminator alone ``steps`` iterations with a new
+    ``optimizer(parameters)`` (e.g. Adam) on its loss against the checkpoint generator; returns its
+    state dict. The same real batches and noise as ``overtrain_with_cgd`` with the same ``seed``."""
+    if steps < 1:
+        raise ValueError(f"steps: got {steps}; allowed: an integer >= 1")
+    trainer.load_state_dict(state)
+    generator_state = copy.deepcopy(trainer.generator.state_dict())
+    moves = optimizer(trainer.discriminator.parameters())
+    torch.manual_seed(seed)
+    for _ in range(steps):
+        _, real = trainer.real_batch()
+        with torch.no_grad():
+            fake = trainer.generator(trainer.noise(real.shape[0]))
+        loss_adv, _ = trainer.adversary_loss(real, fake)
+        moves.zero_grad(set_to_none=True)
+        loss_adv.backward()
+        moves.step()
+    trainer.generator.load_state_dict(generator_state)  # its BatchNorm statistics moved in train mode
+    return copy.deepcopy(trainer.discriminator.state_dict())
 
 
 def overtrain_with_cgd(trainer: Trainer, state: dict[str, Any], *, steps: int, lr: float, seed: int = 0,
-                       max_iter: int | None = None) -> dict[str, Tensor]:
-    """Restore ``state`` and take ``steps`` CGD steps (step size ``lr``) of which only the discriminator's
-    move is kept; returns the discriminator's state dict (the trainer keeps it, and the checkpoint's
-    generator). The same real batches and noise as ``train_from_checkpoint`` with the same ``seed``."""
+                       adaptive: bool = False, max_iter: int | None = None) -> dict[str, Tensor]:
+    """Restore ``state`` and take ``steps`` CGD steps (step size ``lr``; ``adaptive``: ACGD with
+    alpha ``lr``, beta 0.999 as Adam's second moment) of which only the discriminator's move is kept;
+    returns the discriminator's state dict (the trainer keeps it, and the checkpoint's generator).
+    The same real batches and noise as ``train_from_checkpoint`` with the same ``seed``."""
     if steps < 1:
         raise ValueError(f"steps: got {steps}; allowed: an integer >= 1")
     if trainer.objective.value is None:
         raise ValueError(f"objective {trainer.objective.name!r} has no zero-sum value game, which CGD plays")
     trainer.load_state_dict(state)
     generator_state = copy.deepcopy(trainer.generator.state_dict())
-    optimizer = CGD(min_params=trainer.generator.parameters(), max_params=trainer.discriminator.parameters(), lr=lr,
-                    max_iter=max_iter)
+    players = dict(min_params=trainer.generator.parameters(), max_params=trainer.discriminator.parameters(), lr=lr,
+                   max_iter=max_iter)
+    optimizer = ACGD(beta=0.999, **players) if adaptive else CGD(**players)
     objective = untruncated(trainer.objective)
     torch.manual_seed(seed)
     for _ in range(steps):
