@@ -60,15 +60,14 @@ def analyse(run: Path, out: Path, args: argparse.Namespace, parser: argparse.Arg
     real = BatchSampler(dataset, args.probe, seed=args.seed + 1, value_range=trainer.generator.output_range,
                         device=trainer.device).next()
     noise = fixed_noise(trainer, args.probe, args.seed)
-    fake = generate(trainer, noise)
     if args.with_adam:
         overtrained = overtrain_alone(trainer, state, steps=args.overtrain, seed=args.seed,
                                       optimizer=lambda params: torch.optim.Adam(params, lr=args.with_adam))
         competitive = overtrain_with_cgd(trainer, state, steps=args.overtrain, seed=args.seed, lr=args.with_adam,
                                          adaptive=True)
     else:
-        train_from_checkpoint(trainer, state, steps=args.overtrain, every=args.overtrain, real=real, fake=fake,
-                              freeze_generator=True, seed=args.seed)
+        train_from_checkpoint(trainer, state, steps=args.overtrain, every=args.overtrain, real=real,
+                              fake=generate(trainer, noise), freeze_generator=True, seed=args.seed)
         overtrained = copy.deepcopy(trainer.discriminator.state_dict())
         competitive = overtrain_with_cgd(trainer, state, steps=args.overtrain, seed=args.seed,
                                          lr=args.cgd_lr or trainer.d_optimizer.param_groups[0]["lr"])
@@ -148,6 +147,8 @@ def main() -> None:
         value = getattr(args, option)
         if value is not None and not value > 0:
             parser.error(f"--{option.replace('_', '-')}: got {value}; allowed: a number > 0")
+    if args.with_adam and args.cgd_lr:
+        parser.error("--cgd-lr: CGD's step size; with --with-adam, ACGD takes alpha LR from --with-adam instead")
     if len(args.runs) == 1:
         analyse(args.runs[0], args.out or args.runs[0], args, parser)
         return

@@ -56,6 +56,9 @@ def analyse(run: Path, out: Path, args: argparse.Namespace, parser: argparse.Arg
         parser.error(f"--probe: got {args.probe}; allowed: fewer than the dataset's {len(dataset)} images")
     quality = {r["step"]: r[args.quality] for r in load_metrics(run) if isinstance(r.get(args.quality), (int, float))}
     paths = checkpoint.checkpoints(run / "checkpoints")
+    if len(paths) < 3:
+        parser.error(f"{run}: {len(paths)} kept checkpoint(s); allowed: at least 3 for a rank correlation "
+                     "(log.keep_checkpoints)")
     missing = [checkpoint.step_of(p) for p in paths if checkpoint.step_of(p) not in quality]
     if missing:
         parser.error(f"--quality: {run} has no {args.quality} at the checkpoint steps {missing}; allowed: a metric "
@@ -158,8 +161,6 @@ def main() -> None:
             parser.error(f"--{option}: got {getattr(args, option)}; allowed: an integer >= 1")
     torch.set_num_threads(1)
     all_results = [analyse(run, args.out / run.name, args, parser) for run in args.runs]
-    if any(len(run) < 3 for run in all_results):
-        parser.error("runs: each needs at least 3 kept checkpoints for a rank correlation (log.keep_checkpoints)")
     summary = summarise(all_results, args.quality)
     write_atomically(args.out / "fresh-discriminator-summary.md", lambda f: f.write(summary.encode()))
     plot(all_results, args.quality, args.out / "fresh-discriminator.png")

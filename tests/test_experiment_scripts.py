@@ -102,6 +102,14 @@ def test_icr_fresh_discriminator_script_on_small_digit_runs(tmp_path):
     missing = subprocess.run([sys.executable, str(ROOT / "experiments/icr_fresh_discriminator.py"), str(runs[0]),
                               "--quality", "eval/is", "--out", str(tmp_path / "x")], capture_output=True, text=True)
     assert missing.returncode != 0 and "has no eval/is at the checkpoint steps [2, 4, 6]" in missing.stderr
+    short = tmp_path / "short"
+    subprocess.run([sys.executable, "-m", "equilibria.cli.main", "train", str(ROOT / "configs/digits.yaml"),
+                    "--run-dir", str(short), "--set", "train.steps=2", "--set", "generator.width=8",
+                    "--set", "discriminator.width=8", "--set", "log.tensorboard=false", "--set", "log.progress=false"],
+                   check=True, capture_output=True)
+    few = subprocess.run([sys.executable, str(ROOT / "experiments/icr_fresh_discriminator.py"), str(short),
+                          "--out", str(tmp_path / "y")], capture_output=True, text=True)
+    assert few.returncode != 0 and "1 kept checkpoint(s); allowed: at least 3" in few.stderr
 
 
 def test_vral_histograms_script_on_small_runs(tmp_path):
@@ -125,6 +133,8 @@ def test_scripts_refuse_bad_options_with_a_clear_error(tmp_path):
              (["experiments/icr_counterattack.py", str(tmp_path), "--overtrain", "0"], "--overtrain: got 0"),
              (["experiments/icr_counterattack.py", str(tmp_path), "--cgd-lr", "-1"], "--cgd-lr: got -1.0"),
              (["experiments/icr_counterattack.py", str(tmp_path), "--with-adam", "0"], "--with-adam: got 0.0"),
+             (["experiments/icr_counterattack.py", str(tmp_path), "--with-adam", "1e-3", "--cgd-lr", "0.1"],
+              "--cgd-lr: CGD's step size; with --with-adam"),
              (["experiments/vral_histograms.py", str(tmp_path), "--samples", "1"], "--samples: got 1"),
              (["experiments/vral_histograms.py", str(tmp_path)], "no runs */s0")]
     for args, message in cases:
