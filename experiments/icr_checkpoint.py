@@ -19,7 +19,8 @@ With several runs (one per seed: ``experiments/icr-checkpoint-sources.yaml`` tra
 its own outputs, and a summary over the seeds follows: the final output distances of the
 discriminator alone and trained jointly, their paired difference with its 95% bootstrap interval,
 the paired t-test and the verdict on the paper's claim (alone moves further), written to
-``OUT/stability-summary.md``:
+``OUT/stability-summary.md``. A run whose record is already there with the same options is read back, not
+analysed again, so a stopped study resumes at the run it stopped in:
 
     .venv/bin/equilibria experiment experiments/icr-checkpoint-sources.yaml
     .venv/bin/python experiments/icr_checkpoint.py runs/icr-checkpoint-sources/simgd/s* --steps 1000 \\
@@ -30,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 from pathlib import Path
 
 from matplotlib.figure import Figure
@@ -40,6 +40,7 @@ from equilibria.files import write_atomically
 from equilibria.images import save_figure
 from equilibria.training.run import fixed_noise, generate, restore_run
 from equilibria.analysis.icr_checkpoint import train_from_checkpoint
+from equilibria.analysis.per_run import analyse_runs, split_finite
 from equilibria.statistics import compare_paired, mean_interval
 
 MODES = {"discriminator alone": True, "jointly": False}
@@ -61,7 +62,7 @@ def plot(results: dict[str, list[dict[str, float]]], path: Path) -> Path:
 
 
 def analyse(run: Path, out: Path, args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict:
-    """Figure 4 from one run's last checkpoint, written to ``out``; the results by mode."""
+    """Figure 4 from one run's last checkpoint, its figure written to ``out``; the results by mode."""
     try:
         trainer, dataset, path = restore_run(run)
     except (ValueError, FileNotFoundError) as error:  # not a run directory, no checkpoint, missing data
@@ -76,11 +77,8 @@ def analyse(run: Path, out: Path, args: argparse.Namespace, parser: argparse.Arg
                                            freeze_generator=frozen, seed=args.seed)
                for mode, frozen in MODES.items()}
     out.mkdir(parents=True, exist_ok=True)
-    summary = {"run": str(run), "checkpoint": path.name, "steps": args.steps, "probe": args.probe,
-               "results": results}
-    write_atomically(out / "stability.json", lambda f: f.write(json.dumps(summary, indent=1).encode()))
     plot(results, out / "stability.png")
-    print(f"from {path.name} of {run}; outputs: {out / 'stability.json'}, {out / 'stability.png'}")
+    print(f"from {path.name} of {run}; the figure: {out / 'stability.png'}")
     print("| iterations | mode | loss on probe sets | d_real | d_fake | weight distance |")
     print("| --- | --- | --- | --- | --- | --- |")
     marks = {0, args.steps // 10, args.steps // 2, args.steps}
@@ -89,17 +87,23 @@ def analyse(run: Path, out: Path, args: argparse.Namespace, parser: argparse.Arg
             if r["step"] in marks:
                 print(f"| {r['step']} | {mode} | {r['loss']:.4f} | {r['d_real']:.3f} | {r['d_fake']:.3f} | "
                       f"{r['weights']:.3f} |")
-    return results
+    return {"checkpoint": path.name, "results": results}
 
 
-def summarise(all_results: list[dict], steps: int) -> str:
+def summarise(records: list[dict], steps: int) -> str:
     """The final distances over the runs: alone and jointly, and their paired difference."""
-    lines = [f"# ICR Figure 4 over {len(all_results)} runs (final values after {steps} iterations)", "",
-             "| quantity | alone [95% CI] | jointly [95% CI] | alone - jointly [95% CI] | paired t p | "
-             "the discriminator alone moves further |", "| --- | --- | --- | --- | --- | --- |"]
+    kept, diverged = split_finite(records, lambda r: (row[key] for rows in r["results"].values() for row in rows
+                                                      for key in ("loss", "d_real", "d_fake", "weights")))
+    lines = [f"# ICR Figure 4 over {len(kept)} runs (final values after {steps} iterations)", ""]
+    if diverged:
+        lines += [f"Left out, a value not finite (the discriminator diverged): {', '.join(diverged)}.", ""]
+    if len(kept) < 2:
+        return "\n".join(lines + [f"Too few runs with finite values ({len(kept)}) for intervals and tests."]) + "\n"
+    lines += ["| quantity | alone [95% CI] | jointly [95% CI] | alone - jointly [95% CI] | paired t p | "
+              "the discriminator alone moves further |", "| --- | --- | --- | --- | --- | --- |"]
     for key in ("d_real", "d_fake", "weights"):
-        alone = [r["discriminator alone"][-1][key] for r in all_results]
-        jointly = [r["jointly"][-1][key] for r in all_results]
+        alone = [r["results"]["discriminator alone"][-1][key] for r in kept]
+        jointly = [r["results"]["jointly"][-1][key] for r in kept]
         a, j = mean_interval(alone), mean_interval(jointly)
         c = compare_paired(alone, jointly, lower_is_better=False)
         lines.append(f"| {key} | {a.mean:.3g} [{a.low:.3g}, {a.high:.3g}] | {j.mean:.3g} [{j.low:.3g}, {j.high:.3g}] | "
@@ -122,16 +126,13 @@ def main() -> None:
     for option in ("steps", "every", "probe"):
         if getattr(args, option) < 1:
             parser.error(f"--{option}: got {getattr(args, option)}; allowed: an integer >= 1")
-    if len(args.runs) == 1:
-        analyse(args.runs[0], args.out or args.runs[0], args, parser)
-        return
-    if args.out is None:
+    if len(args.runs) > 1 and args.out is None:
         parser.error("--out: several runs need an output directory for their summary")
-    all_results = [analyse(run, args.out / run.name, args, parser) for run in args.runs]
-    summary = summarise(all_results, args.steps)
-    write_atomically(args.out / "stability-summary.md", lambda f: f.write(summary.encode()))
-    print(summary)
-
+    records = analyse_runs(args, "stability.json", lambda run, out: analyse(run, out, args, parser))
+    if len(records) > 1:
+        summary = summarise(records, args.steps)
+        write_atomically(args.out / "stability-summary.md", lambda f: f.write(summary.encode()))
+        print(summary)
 
 if __name__ == "__main__":
     main()

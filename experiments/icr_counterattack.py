@@ -15,7 +15,8 @@ reaches a lower loss in as many iterations) and, for the competitive one, with A
 Writes ``counterattack.json`` and ``counterattack.png`` per run; with several runs, the rise of the
 loss over the counterattack per discriminator, the paired differences with their 95% bootstrap
 intervals, the paired t-tests and the verdicts, to ``OUT/counterattack-summary.md`` and
-``OUT/counterattack.png``:
+``OUT/counterattack.png``. A run whose record is already there with the same options is read back, not
+analysed again, so a stopped study resumes at the run it stopped in:
 
     EQUILIBRIA_DATA=../shared/data/mnist .venv/bin/equilibria experiment experiments/icr-checkpoint-sources.yaml
     .venv/bin/python experiments/icr_counterattack.py runs/icr-checkpoint-sources/simgd/s* \\
@@ -26,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +35,7 @@ from matplotlib.figure import Figure
 
 from equilibria.analysis.icr_checkpoint import train_from_checkpoint
 from equilibria.analysis.icr_counterattack import counterattack, overtrain_alone, overtrain_with_cgd
+from equilibria.analysis.per_run import analyse_runs, split_finite
 from equilibria.data import BatchSampler
 from equilibria.files import write_atomically
 from equilibria.images import save_figure
@@ -49,7 +50,7 @@ CLAIMS = (("the over-trained discriminator's loss rises faster than the checkpoi
 
 
 def analyse(run: Path, out: Path, args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict:
-    """Figure 8 from one run's last checkpoint, written to ``out``; the curves by discriminator."""
+    """Figure 8 from one run's last checkpoint, its figure written to ``out``; the curves by discriminator."""
     try:
         trainer, dataset, path = restore_run(run)
     except (ValueError, FileNotFoundError) as error:  # not a run directory, no checkpoint, missing data
@@ -75,13 +76,10 @@ def analyse(run: Path, out: Path, args: argparse.Namespace, parser: argparse.Arg
     curves = {name: counterattack(trainer, state, weights, steps=args.steps, every=args.every, real=real, noise=noise,
                                   seed=args.seed + 2) for name, weights in discriminators.items()}
     out.mkdir(parents=True, exist_ok=True)
-    summary = {"run": str(run), "checkpoint": path.name, "overtrain": args.overtrain, "with_adam": args.with_adam,
-               "steps": args.steps, "probe": args.probe, "curves": curves}
-    write_atomically(out / "counterattack.json", lambda f: f.write(json.dumps(summary, indent=1).encode()))
     plot([curves], out / "counterattack.png")
     print(f"from {path.name} of {run}: discriminator loss before -> after {args.steps} generator iterations: "
           + "; ".join(f"{name} {rows[0]['loss']:.4f} -> {rows[-1]['loss']:.4f}" for name, rows in curves.items()))
-    return curves
+    return {"checkpoint": path.name, "curves": curves}
 
 
 def plot(all_curves: list[dict[str, list[dict]]], path: Path) -> Path:
@@ -104,12 +102,17 @@ def plot(all_curves: list[dict[str, list[dict]]], path: Path) -> Path:
     return save_figure(figure, path)
 
 
-def summarise(all_curves: list[dict[str, list[dict]]], steps: int) -> str:
+def summarise(records: list[dict], steps: int) -> str:
     """The loss's rise over the counterattack per discriminator, and the claims as paired comparisons."""
+    kept, diverged = split_finite(records, lambda r: (row["loss"] for rows in r["curves"].values() for row in rows))
+    lines = [f"# ICR Figure 8 over {len(kept)} runs: the discriminator's loss over {steps} generator iterations", ""]
+    if diverged:
+        lines += [f"Left out, a loss not finite (the counterattack diverged): {', '.join(diverged)}.", ""]
+    if len(kept) < 2:
+        return "\n".join(lines + [f"Too few runs with finite losses ({len(kept)}) for intervals and tests."]) + "\n"
+    all_curves = [r["curves"] for r in kept]
     rise = {name: [c[name][-1]["loss"] - c[name][0]["loss"] for c in all_curves] for name in all_curves[0]}
-    lines = [f"# ICR Figure 8 over {len(all_curves)} runs: the discriminator's loss over {steps} generator "
-             "iterations", "", "| discriminator | loss before [95% CI] | loss after [95% CI] | rise [95% CI] |",
-             "| --- | --- | --- | --- |"]
+    lines += ["| discriminator | loss before [95% CI] | loss after [95% CI] | rise [95% CI] |", "| --- | --- | --- | --- |"]
     for name in all_curves[0]:
         cells = [mean_interval([c[name][i]["loss"] for c in all_curves]) for i in (0, -1)] + [mean_interval(rise[name])]
         lines.append(f"| {name} | " + " | ".join(f"{x.mean:.4g} [{x.low:.4g}, {x.high:.4g}]" for x in cells) + " |")
@@ -149,17 +152,14 @@ def main() -> None:
             parser.error(f"--{option.replace('_', '-')}: got {value}; allowed: a number > 0")
     if args.with_adam and args.cgd_lr:
         parser.error("--cgd-lr: CGD's step size; with --with-adam, ACGD takes alpha LR from --with-adam instead")
-    if len(args.runs) == 1:
-        analyse(args.runs[0], args.out or args.runs[0], args, parser)
-        return
-    if args.out is None:
+    if len(args.runs) > 1 and args.out is None:
         parser.error("--out: several runs need an output directory for their summary")
-    all_curves = [analyse(run, args.out / run.name, args, parser) for run in args.runs]
-    summary = summarise(all_curves, args.steps)
-    write_atomically(args.out / "counterattack-summary.md", lambda f: f.write(summary.encode()))
-    plot(all_curves, args.out / "counterattack.png")
-    print(summary)
-
+    records = analyse_runs(args, "counterattack.json", lambda run, out: analyse(run, out, args, parser))
+    if len(records) > 1:
+        summary = summarise(records, args.steps)
+        write_atomically(args.out / "counterattack-summary.md", lambda f: f.write(summary.encode()))
+        plot([r["curves"] for r in records], args.out / "counterattack.png")
+        print(summary)
 
 if __name__ == "__main__":
     main()

@@ -16,7 +16,8 @@ quality, so Spearman's rho between the rate and FID is positive (with IS: negati
 over its generators; over runs, the mean rho with its 95% bootstrap interval, the one-sample t-test
 and the verdict; the pooled rho of all generators beside it (Spearman's p, which treats the
 generators as independent). Writes ``fresh-discriminator.json`` per run and, over the runs,
-``OUT/fresh-discriminator-summary.md`` and ``OUT/fresh-discriminator.png``:
+``OUT/fresh-discriminator-summary.md`` and ``OUT/fresh-discriminator.png``. A run whose record is already
+there with the same options is read back, not analysed again, so a stopped study resumes where it stopped:
 
     EQUILIBRIA_DATA=../shared/data/mnist .venv/bin/python experiments/icr_fresh_discriminator.py \\
         runs/icr-checkpoint-sources/simgd/s* --out runs/icr-fresh-discriminator
@@ -25,7 +26,6 @@ generators as independent). Writes ``fresh-discriminator.json`` per run and, ove
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +35,7 @@ from scipy import stats
 
 from equilibria.analysis.icr_fresh_discriminator import (classifier_start, fresh_discriminator, learning_curve,
                                                          learning_rate)
+from equilibria.analysis.per_run import analyse_runs
 from equilibria.files import write_atomically
 from equilibria.images import save_figure
 from equilibria.report import HIGHER_IS_BETTER, load_metrics
@@ -43,8 +44,8 @@ from equilibria.training import checkpoint
 from equilibria.training.run import generate, restore_run
 
 
-def analyse(run: Path, out: Path, args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[dict]:
-    """Figure 5 for one run: per kept checkpoint, its step, quality, accuracy curve and rate."""
+def analyse(run: Path, args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict:
+    """Figure 5 for one run: per kept checkpoint (``generators``), its step, quality, accuracy curve and rate."""
     try:
         trainer, dataset, _ = restore_run(run)
     except (ValueError, FileNotFoundError) as error:  # not a run directory, no checkpoint, missing data
@@ -87,10 +88,7 @@ def analyse(run: Path, out: Path, args: argparse.Namespace, parser: argparse.Arg
         results.append({"step": step, "quality": quality[step], "rate": learning_rate(curve), "curve": curve})
         print(f"  step {step}: {args.quality} {quality[step]:.4g}, rate {results[-1]['rate']:.4f}, "
               f"accuracy {curve[0]['accuracy']:.3f} -> {curve[-1]['accuracy']:.3f}", flush=True)
-    out.mkdir(parents=True, exist_ok=True)
-    record = {"run": str(run), "quality": args.quality, "pretrain_accuracy": accuracy, "generators": results}
-    write_atomically(out / "fresh-discriminator.json", lambda f: f.write(json.dumps(record, indent=1).encode()))
-    return results
+    return {"quality": args.quality, "pretrain_accuracy": accuracy, "generators": results}
 
 
 def summarise(all_results: list[list[dict]], metric: str) -> str:
@@ -147,7 +145,7 @@ def plot(all_results: list[list[dict]], metric: str, path: Path) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", type=Path, nargs="+", help="run directories whose kept checkpoints are the generators")
-    parser.add_argument("--out", type=Path, required=True, help="output directory (OUT/<run name> per run)")
+    parser.add_argument("--out", type=Path, required=True, help="output directory (OUT/<run name> per run; OUT itself for a single run)")
     parser.add_argument("--quality", default="eval/fid",
                         help="the run's metric of generator quality (default eval/fid)")
     parser.add_argument("--pretrain", type=int, default=1500, help="class-training steps, batch 64 (default 1500)")
@@ -160,7 +158,8 @@ def main() -> None:
         if getattr(args, option) < 1:
             parser.error(f"--{option}: got {getattr(args, option)}; allowed: an integer >= 1")
     torch.set_num_threads(1)
-    all_results = [analyse(run, args.out / run.name, args, parser) for run in args.runs]
+    records = analyse_runs(args, "fresh-discriminator.json", lambda run, _: analyse(run, args, parser))
+    all_results = [r["generators"] for r in records]
     summary = summarise(all_results, args.quality)
     write_atomically(args.out / "fresh-discriminator-summary.md", lambda f: f.write(summary.encode()))
     plot(all_results, args.quality, args.out / "fresh-discriminator.png")

@@ -73,6 +73,13 @@ def test_icr_counterattack_script_over_several_seeds(tmp_path):
     assert len(verdicts) == 3 and all(line.endswith(("**holds** |", "**fails** |", "**undecided** |"))
                                       for line in verdicts)
     assert (tmp_path / "out" / "counterattack.png").stat().st_size > 0
+    (tmp_path / "out" / "s1" / "counterattack.json").unlink()  # as if stopped in its second run
+    again = subprocess.run([sys.executable, str(ROOT / "experiments/icr_counterattack.py"), *map(str, runs),
+                            "--overtrain", "3", "--steps", "4", "--every", "2", "--probe", "16",
+                            "--out", str(tmp_path / "out")], capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert again.stdout.count("not analysed again") == 2 and again.stdout.count("from step-") == 1
+    assert (tmp_path / "out" / "counterattack-summary.md").read_text() == summary
 
 
 def test_icr_fresh_discriminator_script_on_small_digit_runs(tmp_path):
