@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from equilibria import report
 from equilibria.experiment import archive, load_experiment, run_experiment, write_report
@@ -132,8 +133,11 @@ def test_a_run_without_checkpoints_is_done_only_when_its_records_reach_its_steps
 
 
 @pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "experiments").glob("*.yaml")), ids=lambda p: p.name)
-def test_shipped_experiments_are_valid(path):
-    assert load_experiment(path).groups
+def test_shipped_experiments_are_valid_at_every_scale(path):
+    """Every group's config with its overrides loads (load_experiment checks them) at the full and each named scale."""
+    scales = yaml.safe_load(path.read_text()).get("scales", {})
+    for scale in (None, *scales):
+        assert load_experiment(path, scale).groups
 
 
 def test_comparison_table_gives_differences_intervals_tests_and_verdicts(tmp_path):
