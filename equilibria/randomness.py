@@ -24,3 +24,11 @@ def draw(sample: Callable[..., Tensor], *shape: int, device: str | torch.device 
     host = torch.empty(shape, dtype=dtype, pin_memory=True)
     sample(shape, dtype=dtype, out=host)
     return host.to(device, non_blocking=True)
+
+
+def draw_batch(sample: Callable[..., Tensor], n: int, *shape: int, device: str | torch.device = "cpu",
+               dtype: torch.dtype = torch.float32) -> Tensor:
+    """``n`` draws of ``shape`` for a batch of ``n`` samples: one process's. ``DataParallel.draw`` has this
+    signature and makes the global batch's draws, keeping this process's share; a network that draws
+    per-sample noise in training takes the one its trainer gives it (``equilibria.models.stylegan2``)."""
+    return draw(sample, n, *shape, device=device, dtype=dtype)

@@ -163,6 +163,22 @@ def test_minibatch_std_groups_samples_i_and_i_plus_n_over_g():
     assert minibatch_std(torch.randn(3, 2, 4, 4), group_size=4).shape == (3, 3, 4, 4)  # a group of 3
 
 
+def test_the_mbstd_group_option_decides_which_samples_a_score_depends_on():
+    from equilibria.training.build import build_trainer
+
+    overrides = ["generator.arch=stylegan2", "discriminator.arch=stylegan2", "generator.width=4",
+                 "discriminator.width=4", "generator.latent_dim=8", "stylegan2.enabled=true", "train.batch_size=8"]
+    x = torch.randn(8, 1, 8, 8)
+    changed = x.clone()
+    changed[2] += 1.0  # sample 2 shares a group of 4 with samples 0, 4 and 6 (i, i + N/G, ...)
+    for group, untouched in ((4, [1, 3, 5, 7]), (1, [0, 1, 3, 4, 5, 6, 7])):
+        d = build_trainer(load_config(None, [*overrides, f"stylegan2.mbstd_group={group}"])).discriminator
+        with torch.no_grad():
+            before, after = d(x), d(changed)
+        torch.testing.assert_close(after[untouched], before[untouched])
+        assert (after != before).sum() == 8 - len(untouched)
+
+
 def test_advas_exact_and_hvp_agree_through_the_discriminator_with_r1():
     g, d = tiny()
     g.eval()

@@ -33,17 +33,18 @@ from equilibria.core.components import Component, GeneratorStep
 from equilibria.core.method import BuildContext, Contribution, Method
 from equilibria.core.objectives import Objective
 from equilibria.core.penalties import r1_penalty
-from equilibria.randomness import draw
 from equilibria.core.sections import ConfigError, Float, Int, MethodConfig, option
 
 
 def path_length_penalty(generator: nn.Module, z: Tensor, pl_mean: Tensor | float, decay: float = 0.01
                         ) -> tuple[Tensor, Tensor]:
     """Per sample (l - a)^2 with l the Jacobian-vector length of Eq. 4 and a the running mean moved by
-    ``decay`` towards this batch's mean length; returns it (differentiable) and the new a (detached)."""
+    ``decay`` towards this batch's mean length; returns it (differentiable) and the new a (detached).
+    The projection y is drawn by the generator's ``draw_batch``, as its noise is."""
     ws = generator.mapping_ws(z)
     images = generator.synthesis(ws)
-    noise = draw(torch.randn, *images.shape, device=images.device, dtype=images.dtype)
+    noise = generator.draw_batch(torch.randn, len(images), *images.shape[1:], device=images.device,
+                                 dtype=images.dtype)
     noise = noise / math.sqrt(images.shape[2] * images.shape[3])
     (grads,) = torch.autograd.grad((images * noise).sum(), ws, create_graph=True)
     lengths = grads.square().sum(dim=2).mean(dim=1).sqrt()
@@ -104,6 +105,8 @@ class Stylegan2Config(MethodConfig):
     pl_decay: Float = option(0.01, "decay of the running mean path length", gt=0.0, le=1.0)
     pl_batch_shrink: Int = option(2, "the path-length batch is the training batch divided by this", ge=1)
     style_mixing: Float = option(0.9, "probability of mixing two codes' styles in a training batch", ge=0.0, le=1.0)
+    mbstd_group: Int = option(4, "the discriminator's minibatch standard deviation: samples per group, within "
+                              "each process's share of the batch (1: off)", ge=1)
 
 
 def _check_config(section: Stylegan2Config, config: Any, objective: Objective) -> None:
@@ -114,6 +117,7 @@ def _check_config(section: Stylegan2Config, config: Any, objective: Objective) -
 
 def _build(section: Stylegan2Config, context: BuildContext) -> Contribution:
     context.generator.style_mixing = section.style_mixing
+    context.discriminator.mbstd_group = section.mbstd_group
     return Contribution(components=[StyleGAN2Regularisers(
         r1_gamma=section.r1_gamma, r1_interval=section.r1_interval, pl_weight=section.pl_weight,
         pl_interval=section.pl_interval, pl_decay=section.pl_decay, pl_batch_shrink=section.pl_batch_shrink)])

@@ -10,11 +10,14 @@ paper), per-pixel noise times a learned strength (0 at first), a bias and leaky 
 a 1 x 1 modulated convolution without demodulation to RGB at every resolution, summed into the
 upsampled image of the resolution below (the skip architecture; linear output). In training, with
 probability ``style_mixing`` (0.9) the layers from a random cutoff on take the w of a second latent code.
-Noise is drawn afresh in training and fixed (drawn at construction) in eval mode.
+Noise is drawn afresh in training and fixed (drawn at construction) in eval mode. The per-sample draws
+(noise, the second codes) come from the generator's ``draw_batch``: under data parallelism the trainer
+gives it the draw of the global batch's share, so N processes draw what one process would.
 
 Discriminator: 1 x 1 from RGB at full resolution, then residual blocks down to 4 x 4 (3 x 3 conv, 3 x 3
 conv after downsampling, a 1 x 1 downsampled skip without bias, the sum times sqrt 1/2), then the
-minibatch standard deviation (groups of 4, one feature), a 3 x 3 conv, a fully connected layer and the
+minibatch standard deviation (groups of ``mbstd_group``, 4, within each process's share of the batch as
+in StyleGAN2-ADA; one feature), a 3 x 3 conv, a fully connected layer and the
 score. Every layer uses the equalised learning rate (weights N(0, 1) scaled by 1/sqrt(fan-in) at run
 time). Resampling filters are the paper's [1, 3, 3, 1]; the discriminator downsamples before its strided
 convolution's 3 x 3 kernel instead of fusing the two (the function class is the same).
@@ -27,12 +30,13 @@ sampling trick, not training), the tracked average w, the lazy regularisers (``e
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from equilibria.randomness import draw
+from equilibria.randomness import draw, draw_batch
 
 from .common import check_positive, check_shape
 
@@ -131,10 +135,10 @@ class SynthesisLayer(nn.Module):
         self.bias = nn.Parameter(torch.zeros(out_channels))
         self.register_buffer("noise_const", torch.randn(resolution, resolution))
 
-    def forward(self, x: Tensor, w: Tensor) -> Tensor:
+    def forward(self, x: Tensor, w: Tensor, draw_noise: Callable[..., Tensor] = draw_batch) -> Tensor:
         x = self.conv(x, w)
         if self.training:
-            noise = draw(torch.randn, len(x), 1, *x.shape[2:], device=x.device, dtype=x.dtype)
+            noise = draw_noise(torch.randn, len(x), 1, *x.shape[2:], device=x.device, dtype=x.dtype)
         else:
             noise = self.noise_const
         return _act(x + noise * self.noise_strength + self.bias[None, :, None, None])
@@ -168,12 +172,13 @@ class SynthesisBlock(nn.Module):
         self.torgb = ToRGB(out_channels, image_channels, w_dim)
         self.num_layers = 1 if self.first else 2
 
-    def forward(self, x: Tensor | None, image: Tensor | None, ws: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor | None, image: Tensor | None, ws: Tensor,
+                draw_noise: Callable[..., Tensor] = draw_batch) -> tuple[Tensor, Tensor]:
         if self.first:
             x = self.const[None].expand(len(ws), -1, -1, -1)
-            x = self.conv1(x, ws[:, 0])
+            x = self.conv1(x, ws[:, 0], draw_noise)
         else:
-            x = self.conv1(self.conv0(x, ws[:, 0]), ws[:, 1])
+            x = self.conv1(self.conv0(x, ws[:, 0], draw_noise), ws[:, 1], draw_noise)
         rgb = self.torgb(x, ws[:, self.num_layers])
         return x, rgb if image is None else upsample2d(image) + rgb
 
@@ -216,6 +221,7 @@ class Generator(nn.Module):
         resolution = _resolution("generator", out_shape)
         self.out_shape, self.output_range = tuple(out_shape), None
         self.w_dim, self.style_mixing = width, style_mixing
+        self.draw_batch = draw_batch  # the per-sample draws in training; the trainer gives its data-parallel one
         self.mapping = MappingNetwork(self.latent_dim, width)
         resolutions = [2 ** i for i in range(2, int(math.log2(resolution)) + 1)]
         self.blocks = nn.ModuleList(SynthesisBlock(channels(r // 2, width), channels(r, width), width, r, out_shape[0])
@@ -231,7 +237,7 @@ class Generator(nn.Module):
         if self.training and self.style_mixing > 0:
             cutoff = 1 + int(draw(torch.rand, 1).item() * (self.num_ws - 1))
             mix = draw(torch.rand, 1).item() < self.style_mixing
-            other = self.mapping(draw(torch.randn, len(z), self.latent_dim, device=z.device, dtype=z.dtype))
+            other = self.mapping(self.draw_batch(torch.randn, len(z), self.latent_dim, device=z.device, dtype=z.dtype))
             if mix:
                 ws = torch.cat([ws[:, :cutoff], other[:, None].expand(-1, self.num_ws - cutoff, -1)], dim=1)
         return ws
@@ -240,7 +246,7 @@ class Generator(nn.Module):
         x = image = None
         index = 0
         for block in self.blocks:
-            x, image = block(x, image, ws[:, index:index + block.num_layers + 1])
+            x, image = block(x, image, ws[:, index:index + block.num_layers + 1], self.draw_batch)
             index += block.num_layers
         return image
 
@@ -274,9 +280,10 @@ class DiscriminatorBlock(nn.Module):
 class Discriminator(nn.Module):
     """images (N, C, R, R) -> raw scores (N,)."""
 
-    def __init__(self, *, width: int = WIDTH, in_shape: tuple[int, ...]):
+    def __init__(self, *, width: int = WIDTH, in_shape: tuple[int, ...], mbstd_group: int = MBSTD_GROUP):
         super().__init__()
         width = check_positive("discriminator.width", width)
+        self.mbstd_group = mbstd_group
         resolution = _resolution("discriminator", in_shape)
         self.from_rgb = EqualConv2d(in_shape[0], channels(resolution, width), 1, activation=True)
         resolutions = [2 ** i for i in range(int(math.log2(resolution)), 2, -1)]
@@ -288,7 +295,7 @@ class Discriminator(nn.Module):
         self.out = EqualLinear(c4, 1)
 
     def forward(self, x: Tensor) -> Tensor:
-        x = self.conv(minibatch_std(self.blocks(self.from_rgb(x))))
+        x = self.conv(minibatch_std(self.blocks(self.from_rgb(x)), self.mbstd_group))
         return self.out(self.fc(x.flatten(1))).squeeze(1)
 
 

@@ -69,6 +69,8 @@ def build_trainer(config: Config, dataset: Dataset | None = None, parallel: Data
     if parallel.world > 1 and config.train.sync_batchnorm:
         synchronise_batchnorm(generator)
         synchronise_batchnorm(discriminator)
+    if hasattr(generator, "draw_batch"):  # per-sample noise in training (stylegan2): the global batch's share
+        generator.draw_batch = parallel.draw
     objective = objective_of(config)
     context = BuildContext(generator, discriminator, objective, tuple(dataset.sample_shape), config.train.batch_size,
                            device, config.log.num_samples, parallel)
