@@ -40,6 +40,14 @@ def test_welch_p_value_by_hand():
     assert c.low < c.difference < c.high < 0 and c.verdict == "holds"  # a is lower, and lower is better
 
 
+def test_welch_p_value_against_a_group_of_equal_values_by_hand_and_without_a_warning(recwarn):
+    a, b = [8.0] * 10, [8.0, 8.0, 1.0, 8.0, 7.0, 8.0, 8.0, 6.0, 8.0, 3.0]
+    vb = np.var(b, ddof=1) / len(b)  # a's variance is 0, so Welch's df is b's n - 1
+    p = 2 * stats.t.sf(abs((np.mean(a) - np.mean(b)) / math.sqrt(vb)), len(b) - 1)
+    assert compare(a, b, lower_is_better=False).p_value == pytest.approx(p, rel=1e-9)
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
 def test_verdicts_of_separated_reversed_and_overlapping_groups():
     rng = np.random.default_rng(0)
     good, bad = rng.normal(10, 1, 10), rng.normal(20, 1, 10)
