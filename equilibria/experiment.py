@@ -40,6 +40,7 @@ import yaml
 
 from equilibria import report
 from equilibria.launch import LAUNCHERS, RunTask, run_locally, run_with_submitit
+from equilibria.training import checkpoint
 from equilibria.training.config import ConfigError, load_config
 
 
@@ -134,6 +135,18 @@ def load_experiment(path: str | Path, scale: str | None = None) -> Experiment:
     return Experiment(groups, seeds, overrides, _strings(metrics, "metrics"), baseline or {}, scales, failure)
 
 
+def _tasks(experiment: Experiment, out: Path, extra: list[str] | None, threads: int = 1, processes: int = 1):
+    """(group name, its config, the RunTask) of every run, seed by seed (every group of a seed before the next
+    seed: an experiment stopped early has whole seeds to compare)."""
+    for seed in experiment.seeds:
+        for name, group in experiment.groups.items():
+            overrides = [*experiment.overrides, *group.overrides, *(extra or []), f"seed={seed}",
+                         f"threads={threads}", "log.progress=false"]
+            config = load_config(group.config, overrides)
+            yield name, config, RunTask(f"{name}/s{seed}", out / name / f"s{seed}", group.config, overrides,
+                                        config.train.steps, processes)
+
+
 def run_experiment(experiment: Experiment, out: Path, *, jobs: int = 1, threads: int = 1,
                    extra: list[str] | None = None, processes: int = 1, launcher: str = "local",
                    cluster: dict[str, Any] | None = None) -> dict[str, list[Path]]:
@@ -149,22 +162,16 @@ def run_experiment(experiment: Experiment, out: Path, *, jobs: int = 1, threads:
         raise ConfigError(f"processes: got {processes}; allowed: an integer >= 1 (processes per run)")
     tasks, gpus = [], 0
     runs: dict[str, list[Path]] = {name: [] for name in experiment.groups}
-    for seed in experiment.seeds:  # seed by seed: an experiment stopped early has whole seeds to compare
-        for name, group in experiment.groups.items():
-            run_dir = out / name / f"s{seed}"
-            runs[name].append(run_dir)
-            overrides = [*experiment.overrides, *group.overrides, *(extra or []), f"seed={seed}",
-                         f"threads={threads}", "log.progress=false"]
-            config = load_config(group.config, overrides)
-            if config.train.batch_size % processes:
-                raise ConfigError(f"processes: got {processes} for {name} (train.batch_size="
-                                  f"{config.train.batch_size}); allowed: a divisor of the batch size")
-            gpus = processes if config.device.startswith("cuda") else gpus
-            task = RunTask(f"{name}/s{seed}", run_dir, group.config, overrides, config.train.steps, processes)
-            if task.state() == "done":
-                print(f"{task.label}: done", flush=True)
-            else:
-                tasks.append(task)
+    for name, config, task in _tasks(experiment, out, extra, threads, processes):
+        runs[name].append(task.run_dir)
+        if config.train.batch_size % processes:
+            raise ConfigError(f"processes: got {processes} for {name} (train.batch_size="
+                              f"{config.train.batch_size}); allowed: a divisor of the batch size")
+        gpus = processes if config.device.startswith("cuda") else gpus
+        if task.state() == "done":
+            print(f"{task.label}: done", flush=True)
+        else:
+            tasks.append(task)
     if launcher == "local":
         run_locally(tasks, jobs)
     elif tasks:
@@ -172,6 +179,62 @@ def run_experiment(experiment: Experiment, out: Path, *, jobs: int = 1, threads:
                       "gpus_per_node": gpus, **(cluster or {})}
         run_with_submitit(tasks, out / "submitit", launcher.removeprefix("submitit-"), parameters)
     return runs
+
+
+def _last_record(run_dir: Path) -> dict:
+    """The last whole line of ``run_dir/metrics.jsonl`` ({} without one)."""
+    path = run_dir / "metrics.jsonl"
+    for line in reversed(path.read_text().splitlines() if path.is_file() else []):
+        try:
+            return json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a torn last line
+    return {}
+
+
+def _checkpoint_step(run_dir: Path) -> int:
+    """The step a partial run resumes from: its newest checkpoint's."""
+    return checkpoint.step_of(checkpoint.checkpoints(run_dir / "checkpoints")[-1])
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 5400 else f"{seconds / 60:.0f} min"
+
+
+def progress(experiment: Experiment, out: Path, jobs: int = 1, extra: list[str] | None = None) -> str:
+    """Where an experiment stands: per group, its runs done, partial (with the step each resumes from) and new,
+    the training time per 1000 steps measured on its runs so far, and the time left; then the total, in
+    core time and in wall-clock time at ``jobs`` runs at a time (groups without a measured run not counted)."""
+    rows, unknown, total_left = [], [], 0.0
+    by_group: dict[str, list[tuple[RunTask, dict]]] = {name: [] for name in experiment.groups}
+    for name, _, task in _tasks(experiment, out, extra):
+        by_group[name].append((task, _last_record(task.run_dir)))
+    counts = {"done": 0, "partial": 0, "new": 0}
+    for name, tasks in by_group.items():
+        states = [(task, record, task.state()) for task, record in tasks]
+        for *_, state in states:
+            counts[state] += 1
+        measured = [(r["step"], r["seconds"]) for _, r, _ in states if r.get("step", 0) > 0 and "seconds" in r]
+        rate = sum(s for _, s in measured) / sum(n for n, _ in measured) if measured else None
+        start = {task.label: _checkpoint_step(task.run_dir) if state == "partial" else 0 for task, _, state in states}
+        left_steps = sum(task.steps - start[task.label] for task, _, state in states if state != "done")
+        partial = ", ".join(f"{task.run_dir.name} at {start[task.label]}" for task, _, state in states
+                            if state == "partial")
+        if rate is None and left_steps:
+            unknown.append(name)
+        left = left_steps * rate if rate is not None else None
+        total_left += left or 0.0
+        rows.append(f"| {name} | {sum(s == 'done' for *_, s in states)} | {partial} | "
+                    f"{sum(s == 'new' for *_, s in states)} | "
+                    f"{'' if rate is None else f'{1000 * rate:.3g} s'} | "
+                    f"{'?' if left is None else _duration(left)} |")
+    lines = [f"{out}: {counts['done']} of {sum(counts.values())} runs done, {counts['partial']} partial, "
+             f"{counts['new']} new", "",
+             "| group | done | partial (the step it resumes from) | new | training time per 1000 steps | left |",
+             "| --- | --- | --- | --- | --- | --- |", *rows, "",
+             f"Left: about {_duration(total_left)} of training, {_duration(total_left / jobs)} at --jobs {jobs}"
+             + (f"; not counted, no run measured yet: {', '.join(unknown)}" if unknown else "") + "."]
+    return "\n".join(lines) + "\n"
 
 
 RECORD_FILES = ("config.yaml", "metrics.jsonl")

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from equilibria import report
-from equilibria.experiment import archive, load_experiment, run_experiment, write_report
+from equilibria.experiment import archive, load_experiment, progress, run_experiment, write_report
 from equilibria.launch import RunTask
 from equilibria.training.config import ConfigError
 
@@ -116,6 +116,28 @@ def test_an_archive_keeps_finished_runs_records_and_counts_them_done(tmp_path, c
     assert (dest / "small" / "s1" / "checkpoints" / "step-00000004.pt").exists()
     with pytest.raises(ConfigError, match="archive: got .*the experiment's own directory"):
         archive(runs, out, out)
+
+
+def test_progress_counts_the_runs_and_estimates_the_time_left_from_each_groups_measured_runs(tmp_path):
+    experiment = tiny_experiment(tmp_path, 1000, [0, 1, 2], groups=("fast", "slow", "unstarted"))
+    out = tmp_path / "out"
+    write_metrics(out / "fast" / "s0", [{"step": 500, "seconds": 4.0}, {"step": 1000, "seconds": 10.0}])
+    write_metrics(out / "fast" / "s1", [{"step": 500, "seconds": 6.0}])
+    (out / "fast" / "s1" / "checkpoints").mkdir()
+    (out / "fast" / "s1" / "checkpoints" / "step-00000500.pt").touch()  # partial at step 500
+    write_metrics(out / "slow" / "s0", [{"step": 250, "seconds": 100.0}])
+    (out / "slow" / "s0" / "metrics.jsonl").open("a").write('{"step": 300, "sec')  # a torn last line
+    text = progress(experiment, out, jobs=2)
+    assert text.startswith(f"{out}: 1 of 9 runs done, 1 partial, 7 new\n")
+    # fast: 16 s over 1500 steps; left: 500 (s1) + 1000 (s2) steps
+    fast_left = 1500 * 16.0 / 1500
+    assert f"| fast | 1 | s1 at 500 | 1 | {16000 / 1500:.3g} s | {fast_left / 60:.0f} min |" in text
+    # slow: s0 has metrics but no checkpoint, so it starts anew: 1000 + 1000 + 1000 steps at 0.4 s
+    assert "| slow | 0 |  | 3 | 400 s | 20 min |" in text
+    assert "| unstarted | 0 |  | 3 |  | ? |" in text
+    assert text.rstrip().endswith(f"Left: about {(fast_left + 1200) / 60:.0f} min of training, "
+                                  f"{(fast_left + 1200) / 120:.0f} min at --jobs 2; not counted, no run measured "
+                                  "yet: unstarted.")
 
 
 def test_a_run_without_checkpoints_is_done_only_when_its_records_reach_its_steps(tmp_path):

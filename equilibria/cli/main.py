@@ -63,13 +63,16 @@ def _sample(args: argparse.Namespace) -> None:
 def _experiment(args: argparse.Namespace) -> None:
     import yaml
 
-    from equilibria.experiment import archive, load_experiment, run_experiment, write_report
+    from equilibria.experiment import archive, load_experiment, progress, run_experiment, write_report
     from equilibria.training.config import ConfigError
 
     scale = "quick" if args.quick else args.scale
     experiment = load_experiment(args.file, scale)
     name = Path(args.file).stem + (f"-{scale}" if scale else "")
     out = Path(args.out or Path("runs") / name)
+    if args.status:
+        print(progress(experiment, out, args.jobs, args.set), end="")
+        return
     if args.report_only:
         runs = {name: [out / name / f"s{seed}" for seed in experiment.seeds] for name in experiment.groups}
     else:
@@ -182,6 +185,9 @@ def parser() -> argparse.ArgumentParser:
                                    "runs go to runs/<file>-<scale>")
     p.add_argument("--quick", action="store_true", help="the file's quick scale: the same code in a few minutes")
     p.add_argument("--report-only", action="store_true", help="only (re)write the report from existing runs")
+    p.add_argument("--status", action="store_true",
+                   help="only print where the experiment stands: runs done, partial and new per group, and the "
+                        "time left (in wall-clock time at --jobs)")
     p.add_argument("--archive", metavar="DIR",
                    help="then copy the finished runs' records (config, metrics; no weights) and the report to DIR; "
                         "copied back into the experiment's directory they count as done")
