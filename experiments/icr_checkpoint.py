@@ -134,5 +134,6 @@ def main() -> None:
         write_atomically(args.out / "stability-summary.md", lambda f: f.write(summary.encode()))
         print(summary)
 
+
 if __name__ == "__main__":
     main()

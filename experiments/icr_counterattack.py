@@ -112,7 +112,8 @@ def summarise(records: list[dict], steps: int) -> str:
         return "\n".join(lines + [f"Too few runs with finite losses ({len(kept)}) for intervals and tests."]) + "\n"
     all_curves = [r["curves"] for r in kept]
     rise = {name: [c[name][-1]["loss"] - c[name][0]["loss"] for c in all_curves] for name in all_curves[0]}
-    lines += ["| discriminator | loss before [95% CI] | loss after [95% CI] | rise [95% CI] |", "| --- | --- | --- | --- |"]
+    lines += ["| discriminator | loss before [95% CI] | loss after [95% CI] | rise [95% CI] |",
+              "| --- | --- | --- | --- |"]
     for name in all_curves[0]:
         cells = [mean_interval([c[name][i]["loss"] for c in all_curves]) for i in (0, -1)] + [mean_interval(rise[name])]
         lines.append(f"| {name} | " + " | ".join(f"{x.mean:.4g} [{x.low:.4g}, {x.high:.4g}]" for x in cells) + " |")
@@ -160,6 +161,7 @@ def main() -> None:
         write_atomically(args.out / "counterattack-summary.md", lambda f: f.write(summary.encode()))
         plot([r["curves"] for r in records], args.out / "counterattack.png")
         print(summary)
+
 
 if __name__ == "__main__":
     main()

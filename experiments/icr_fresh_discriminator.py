@@ -145,7 +145,8 @@ def plot(all_results: list[list[dict]], metric: str, path: Path) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", type=Path, nargs="+", help="run directories whose kept checkpoints are the generators")
-    parser.add_argument("--out", type=Path, required=True, help="output directory (OUT/<run name> per run; OUT itself for a single run)")
+    parser.add_argument("--out", type=Path, required=True,
+                        help="output directory (OUT/<run name> per run; OUT itself for a single run)")
     parser.add_argument("--quality", default="eval/fid",
                         help="the run's metric of generator quality (default eval/fid)")
     parser.add_argument("--pretrain", type=int, default=1500, help="class-training steps, batch 64 (default 1500)")

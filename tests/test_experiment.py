@@ -154,7 +154,8 @@ def test_a_run_without_checkpoints_is_done_only_when_its_records_reach_its_steps
     assert state([{"step": 10}], torn='{"step": 1') == "new"
 
 
-@pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "experiments").glob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "experiments").glob("*.yaml")),
+                         ids=lambda p: p.name)
 def test_shipped_experiments_are_valid_at_every_scale(path):
     """Every group's config with its overrides loads (load_experiment checks them) at the full and each named scale."""
     scales = yaml.safe_load(path.read_text()).get("scales", {})

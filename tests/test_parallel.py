@@ -53,7 +53,8 @@ CASES = {
     # per-pixel noise, style mixing's second codes and the path-length projection drawn for the global batch;
     # the minibatch standard deviation off (its groups are each process's own, as in StyleGAN2-ADA)
     "stylegan2": [*COMMON, "generator.arch=stylegan2", "discriminator.arch=stylegan2", "generator.width=4",
-                  "discriminator.width=4", "generator.latent_dim=8", "stylegan2.enabled=true", "stylegan2.mbstd_group=1",
+                  "discriminator.width=4", "generator.latent_dim=8", "stylegan2.enabled=true",
+                  "stylegan2.mbstd_group=1",
                   "stylegan2.r1_interval=2", "stylegan2.pl_interval=2", "stylegan2.r1_gamma=0.1"],
     "lens": [*COMMON, "data.image_size=28", "generator.arch=advas_mnist", "generator.width=4",
              "discriminator.width=4", "lens.enabled=true", "lens.width=4", "lens.blocks=1", "lens.lam=1.0",

@@ -113,6 +113,18 @@ def test_path_length_penalty_matches_finite_differences():
     assert float(mean) == pytest.approx(a, rel=1e-6)
 
 
+def test_path_length_penalty_takes_any_generator_with_mapping_ws_and_synthesis():
+    g, _ = tiny()
+    g.eval()
+    z = torch.randn(3, 5, dtype=torch.float64)
+    bare = SimpleNamespace(mapping_ws=g.mapping_ws, synthesis=g.synthesis)  # another library's, no draw_batch
+    torch.manual_seed(4)
+    ours = path_length_penalty(g, z, pl_mean=0.5)
+    torch.manual_seed(4)
+    theirs = path_length_penalty(bare, z, pl_mean=0.5)
+    torch.testing.assert_close(theirs, ours)
+
+
 def trainer_at(step, g, d):
     return SimpleNamespace(step=step, generator=g, discriminator=d, parallel=SINGLE,
                            noise=lambda n: torch.randn(n, g.latent_dim, dtype=torch.float64))

@@ -33,6 +33,7 @@ from equilibria.core.components import Component, GeneratorStep
 from equilibria.core.method import BuildContext, Contribution, Method
 from equilibria.core.objectives import Objective
 from equilibria.core.penalties import r1_penalty
+from equilibria.randomness import draw_batch
 from equilibria.core.sections import ConfigError, Float, Int, MethodConfig, option
 
 
@@ -40,11 +41,12 @@ def path_length_penalty(generator: nn.Module, z: Tensor, pl_mean: Tensor | float
                         ) -> tuple[Tensor, Tensor]:
     """Per sample (l - a)^2 with l the Jacobian-vector length of Eq. 4 and a the running mean moved by
     ``decay`` towards this batch's mean length; returns it (differentiable) and the new a (detached).
-    The projection y is drawn by the generator's ``draw_batch``, as its noise is."""
+    The projection y is drawn by the generator's ``draw_batch`` where it has one (as its noise is), else
+    from the random stream for this batch alone."""
     ws = generator.mapping_ws(z)
     images = generator.synthesis(ws)
-    noise = generator.draw_batch(torch.randn, len(images), *images.shape[1:], device=images.device,
-                                 dtype=images.dtype)
+    draw = getattr(generator, "draw_batch", draw_batch)
+    noise = draw(torch.randn, len(images), *images.shape[1:], device=images.device, dtype=images.dtype)
     noise = noise / math.sqrt(images.shape[2] * images.shape[3])
     (grads,) = torch.autograd.grad((images * noise).sum(), ws, create_graph=True)
     lengths = grads.square().sum(dim=2).mean(dim=1).sqrt()
