@@ -44,6 +44,20 @@ def test_a_record_of_another_run_with_the_same_name_is_not_reused(tmp_path):
     assert json.loads((tmp_path / "out" / "s0" / "r.json").read_text())["run"] == str(tmp_path / "b" / "s0")
 
 
+def test_a_record_that_is_not_a_json_object_is_analysed_again_and_overwritten(tmp_path, capsys):
+    runs = [tmp_path / "s0", tmp_path / "s1"]
+    (tmp_path / "out" / "s0").mkdir(parents=True)
+    (tmp_path / "out" / "s0" / "r.json").write_text('{"run": "torn')
+    (tmp_path / "out" / "s1").mkdir()
+    (tmp_path / "out" / "s1" / "r.json").write_text("[1, 2]")
+    calls = []
+    records = analyse_runs(Namespace(runs=runs, out=tmp_path / "out"), "r.json", counting_analysis(calls))
+    assert [name for name, _ in calls] == ["s0", "s1"] and [r["value"] for r in records] == [2, 2]
+    said = capsys.readouterr().out
+    assert "s0/r.json: not valid JSON" in said and "s1/r.json: a JSON list, not an object; analysed again" in said
+    assert json.loads((tmp_path / "out" / "s0" / "r.json").read_text())["value"] == 2
+
+
 def test_a_single_run_writes_into_out_or_the_run_itself(tmp_path):
     calls = []
     analyse_runs(Namespace(runs=[tmp_path / "s0"], out=None), "r.json", counting_analysis(calls))

@@ -14,7 +14,7 @@ from equilibria.core.penalties import r1_penalty
 from equilibria.methods.advas import advas_gradient
 from equilibria.methods.stylegan2 import StyleGAN2Regularisers, path_length_penalty
 from equilibria.models import build_discriminator, build_generator
-from equilibria.models.stylegan2 import minibatch_std
+from equilibria.models.stylegan2 import Discriminator, minibatch_std
 from equilibria.training.config import ConfigError, load_config
 
 NONSATURATING = get_objective("nonsaturating")
@@ -189,6 +189,15 @@ def test_the_mbstd_group_option_decides_which_samples_a_score_depends_on():
             before, after = d(x), d(changed)
         torch.testing.assert_close(after[untouched], before[untouched])
         assert (after != before).sum() == 8 - len(untouched)
+
+
+def test_a_discriminator_built_directly_refuses_an_mbstd_group_below_one():
+    with pytest.raises(ValueError, match="mbstd_group: invalid value 0; allowed: a positive integer"):
+        Discriminator(width=4, in_shape=(1, 8, 8), mbstd_group=0)
+    d = Discriminator(width=4, in_shape=(1, 8, 8))
+    d.mbstd_group = -1  # as the config's builder sets it, after construction
+    with pytest.raises(ValueError, match="mbstd_group: invalid value -1"):
+        d(torch.randn(4, 1, 8, 8))
 
 
 def test_advas_exact_and_hvp_agree_through_the_discriminator_with_r1():

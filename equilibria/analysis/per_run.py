@@ -25,17 +25,33 @@ def analyse_runs(args: Namespace, record_name: str, analyse: Callable[[Path, Pat
     for run in runs:
         directory = (out / run.name if len(runs) > 1 else out) if out is not None else run
         path = directory / record_name
-        if path.is_file():
-            record = json.loads(path.read_text())
-            if record.get("run") == str(run) and record.get("settings") == settings:
-                print(f"{run}: the record in {path} has these settings; not analysed again", flush=True)
-                records.append(record)
-                continue
+        record = _read_record(path)
+        if record is not None and record.get("run") == str(run) and record.get("settings") == settings:
+            print(f"{run}: the record in {path} has these settings; not analysed again", flush=True)
+            records.append(record)
+            continue
         record = {"run": str(run), "settings": settings, **analyse(run, directory)}
         directory.mkdir(parents=True, exist_ok=True)
         write_atomically(path, lambda f: f.write(json.dumps(record, indent=1).encode()))
         records.append(record)
     return records
+
+
+def _read_record(path: Path) -> dict | None:
+    """The record at ``path``; None if there is none, or if it is not a JSON object (edited by hand: it is
+    analysed again and overwritten, with a line saying so)."""
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        record, why = None, f"not valid JSON ({error})"
+    else:
+        why = f"a JSON {type(record).__name__}, not an object"
+    if isinstance(record, dict):
+        return record
+    print(f"{path}: {why}; analysed again", flush=True)
+    return None
 
 
 def split_finite(records: Sequence[dict], numbers: Callable[[dict], Iterable[float]]) -> tuple[list[dict], list[str]]:

@@ -257,6 +257,8 @@ class Generator(nn.Module):
 def minibatch_std(x: Tensor, group_size: int = MBSTD_GROUP) -> Tensor:
     """Append one feature map: the standard deviation of each feature over a group of samples (samples
     i, i + N/G, ...), averaged over features and pixels. G is the largest divisor of N up to ``group_size``."""
+    if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1:
+        raise ValueError(f"mbstd_group: invalid value {group_size!r}; allowed: a positive integer (1: off)")
     n, c, h, w = x.shape
     g = max(d for d in range(1, min(group_size, n) + 1) if n % d == 0)
     y = x.reshape(g, n // g, c, h, w)
@@ -283,7 +285,7 @@ class Discriminator(nn.Module):
     def __init__(self, *, width: int = WIDTH, in_shape: tuple[int, ...], mbstd_group: int = MBSTD_GROUP):
         super().__init__()
         width = check_positive("discriminator.width", width)
-        self.mbstd_group = mbstd_group
+        self.mbstd_group = check_positive("mbstd_group", mbstd_group)
         resolution = _resolution("discriminator", in_shape)
         self.from_rgb = EqualConv2d(in_shape[0], channels(resolution, width), 1, activation=True)
         resolutions = [2 ** i for i in range(int(math.log2(resolution)), 2, -1)]
