@@ -488,14 +488,13 @@ class GradientSpy(Component):
         return {}
 
 
-def make_trainer(*components, objective="wgan", seed=0):
+def make_trainer(*components, objective="wgan", seed=0, penalties=(GradientPenalty(10.0),), **options):
     torch.manual_seed(seed)
     gen, disc = Gen(), smooth_disc()
-    penalties = [GradientPenalty(10.0)]
     return Trainer(gen, disc, get_objective(objective), CyclingBatches(),
                    g_optimizer=torch.optim.Adam(gen.parameters()),
                    d_optimizer=torch.optim.Adam(disc.parameters()), batch_size=8, n_adv=2, penalties=penalties,
-                   components=components)
+                   components=components, **options)
 
 
 def test_advas_does_not_change_the_adversary_update():
@@ -566,6 +565,27 @@ def test_hinge_is_untruncated_by_default_and_truncated_on_request():
     assert abs(float(r["truncated"] - r["untruncated"])) > 0.5 * float(r["truncated"])
     logged, r = hinge_run(AdvAs(lam=1.0, hinge_truncation=True))
     torch.testing.assert_close(logged, r["truncated"])
+
+
+def test_r_on_more_generated_samples_than_real_ones_takes_each_mean_over_its_own_samples():
+    trainer = make_trainer(AdvAs(lam=1.0), objective="hinge", penalties=(), generator_batch_size=20)
+    seen = record_adversary_batches(trainer)
+    logs = trainer.train_step()
+    assert seen["real"].shape == (8, 2) and seen["fake"].shape == (20, 2)
+    d = trainer.discriminator
+    untruncated_hinge = (1 - d(seen["real"])).mean() + (1 + d(seen["fake"])).mean()  # 8 and 20 samples
+    torch.testing.assert_close(logs["advas/r"], r_by_autograd(untruncated_hinge, d).detach())
+
+
+@pytest.mark.parametrize("component, penalties, message", [
+    (AdvAs(estimator="unbiased", mode="exact"), (), "advas estimator 'unbiased': got 20 generated samples against "
+                                                    "a real batch of 8"),
+    (AdvAs(), (GradientPenalty(10.0),), r"gradient penalty: real batch of shape \(8, 2\), generated \(20, 2\)"),
+])
+def test_what_pairs_real_and_generated_samples_refuses_unequal_numbers(component, penalties, message):
+    trainer = make_trainer(component, penalties=penalties, generator_batch_size=20)
+    with pytest.raises(ValueError, match=message):
+        trainer.train_step()
 
 
 def test_state_dict_round_trip_continues_identically():

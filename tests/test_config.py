@@ -1,6 +1,7 @@
 """Config parsing: types, ranges, unknown keys and overrides give errors that name key, value and what
 is allowed; constraints between keys are checked before training; docs/CONFIG.md is the schema's."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -147,6 +148,21 @@ def test_a_setting_that_would_fail_after_training_is_refused_before():
         load_config(None, ["eval.every=100", "eval.num_samples=500"])
     load_config(None, ["eval.every=100", "eval.num_samples=500", "eval.metrics=fid"])  # no KID: fine
     load_config(None, ["eval.num_samples=500"])  # no evaluation during training: fine
+
+
+@pytest.mark.parametrize("options, message", [
+    (["train.update=simultaneous"], "'train.generator_batch_size': got 128 with train.update=simultaneous"),
+    (["cgd.enabled=true", "objective=wgan"], "'train.generator_batch_size': got 128 with train.update=joint"),
+    (["r3gan.enabled=true"], "got 128 with train.update=alternating and objective=relativistic"),
+    (["advas.enabled=true", "objective=wgan", "penalties.gradient_penalty=10"],
+     "'train.generator_batch_size': got 128 with advas.enabled=true and penalties.gradient_penalty=10"),
+    (["advas.enabled=true", "advas.estimator=unbiased"], "'advas.estimator': got 'unbiased' with train.generator_"),
+    (["objective=vral", "vral.enabled=true"], "'train.generator_batch_size': got 128 with vral.enabled=true"),
+])
+def test_a_generator_batch_that_would_be_paired_with_the_real_batch_is_refused(options, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(None, ["train.batch_size=64", "train.generator_batch_size=128", *options])
+    load_config(None, ["train.batch_size=64", "train.generator_batch_size=64", *options])  # equal: fine
 
 
 def test_every_config_file_is_valid():

@@ -11,6 +11,7 @@ from equilibria.core.objectives import get_objective
 from equilibria.core.penalties import GradientPenalty, gradient_penalty
 from equilibria.core.components import Component
 from equilibria.core.trainer import Trainer
+from equilibria.methods.r3gan import relativistic_objective
 
 
 def batches():
@@ -37,7 +38,8 @@ def players(seed=0):
 
 def sgd_trainer(update="alternating", n_adv=1, lr=0.1, **kwargs):
     g, d = players()
-    return Trainer(g, d, get_objective(kwargs.pop("objective", "nonsaturating")), batches(),
+    objective = kwargs.pop("objective", "nonsaturating")
+    return Trainer(g, d, get_objective(objective) if isinstance(objective, str) else objective, batches(),
                    g_optimizer=torch.optim.SGD(g.parameters(), lr=lr),
                    d_optimizer=torch.optim.SGD(d.parameters(), lr=lr),
                    batch_size=4, n_adv=n_adv, update=update, **kwargs)
@@ -74,6 +76,23 @@ def test_alternating_iteration_equals_reference(n_adv):
     torch.testing.assert_close(flat(trainer.discriminator), flat(d))
     torch.testing.assert_close(flat(trainer.generator), flat(g))
     assert trainer.step == 1
+
+
+def test_the_generator_step_draws_generator_batch_size_samples():
+    """AutoGAN's gen_bs against dis_bs: the adversary's steps on batches of 4, the generator's on 10 codes."""
+    trainer = sgd_trainer(n_adv=2, generator_batch_size=10)
+    g, d = players()
+    reference_batches = batches()
+    objective = get_objective("nonsaturating")
+    torch.manual_seed(5)
+    for _ in range(2):
+        real = reference_batches.next()
+        sgd_step(d, objective.adversary_loss(d(real), d(g(torch.randn(4, 3)).detach())), 0.1)
+    sgd_step(g, objective.generator_loss(None, d(g(torch.randn(10, 3)))), 0.1)
+    torch.manual_seed(5)
+    trainer.train_step()
+    torch.testing.assert_close(flat(trainer.discriminator), flat(d))
+    torch.testing.assert_close(flat(trainer.generator), flat(g))
 
 
 def test_simultaneous_iteration_uses_one_batch_and_the_old_players():
@@ -231,6 +250,9 @@ def test_state_dict_round_trip_continues_identically():
         ({"update": "simultaneous", "n_adv": 5}, "^n_adv: got 5"),
         ({"n_adv": -1}, "^n_adv: got -1"),
         ({"update": "joint"}, "needs a joint optimizer"),
+        ({"generator_batch_size": 0}, "^generator_batch_size: got 0; allowed: an integer >= 1"),
+        ({"generator_batch_size": 8, "update": "simultaneous"}, "^generator_batch_size: got 8 .* update=simultaneous"),
+        ({"generator_batch_size": 8, "objective": relativistic_objective()}, "'relativistic'; allowed: batch"),
     ],
 )
 def test_bad_trainer_arguments(kwargs, message):

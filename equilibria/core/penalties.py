@@ -38,6 +38,9 @@ def gradient_penalty(discriminator: nn.Module, real: Tensor, fake: Tensor, cente
     so the penalty depends on the generator's parameters too. Under data parallelism the weights e
     are drawn for the global batch (``parallel``), this process's share kept.
     """
+    if real.shape != fake.shape:
+        raise ValueError(f"gradient penalty: real batch of shape {tuple(real.shape)}, generated {tuple(fake.shape)}; "
+                         "allowed: equal shapes (it interpolates pairs of a real and a generated sample)")
     e = parallel.draw(torch.rand, real.shape[0], *(1,) * (real.dim() - 1), device=real.device, dtype=real.dtype)
     x_hat = torch.lerp(fake, real.detach(), e)
     if not x_hat.requires_grad:

@@ -1,9 +1,10 @@
 """One GAN training iteration: alternating, simultaneous or joint updates of both players.
 
 Alternating (AdvAs Algorithm 1): n_adv adversary updates on fresh batches, then one generator
-update. Simultaneous: both players' gradients from one batch, then both optimizers step. Joint:
-one zero-sum loss f = -L_adv (generator minimises, adversary maximises) handed to an optimizer
-that moves both players at once (CGD/ACGD).
+update (on ``generator_batch_size`` samples, by default the batch size). Simultaneous: both
+players' gradients from one batch, then both optimizers step. Joint: one zero-sum loss
+f = -L_adv (generator minimises, adversary maximises) handed to an optimizer that moves both
+players at once (CGD/ACGD).
 
 L_adv = objective's adversary loss + the weighted penalty terms + the components' terms.
 """
@@ -94,6 +95,7 @@ class Trainer:
         d_optimizer: torch.optim.Optimizer | None = None,
         joint_optimizer: JointOptimizer | None = None,
         batch_size: int,
+        generator_batch_size: int | None = None,
         n_adv: int = 1,
         update: str = "alternating",
         penalties: Sequence[Penalty] = (),
@@ -133,6 +135,15 @@ class Trainer:
                              "torch.compile does not support")
         if max_skips < 1:
             raise ValueError(f"max_skips: got {max_skips}; allowed: an integer >= 1")
+        generator_batch_size = batch_size if generator_batch_size is None else generator_batch_size
+        if generator_batch_size < 1:
+            raise ValueError(f"generator_batch_size: got {generator_batch_size}; allowed: an integer >= 1, or None "
+                             "(batch_size)")
+        if generator_batch_size != batch_size and (update != "alternating" or objective.generator_uses_real):
+            raise ValueError(f"generator_batch_size: got {generator_batch_size} (batch_size {batch_size}) with "
+                             f"update={update} and objective {objective.name!r}; allowed: batch_size, unless the "
+                             "updates alternate and the generator's loss reads generated samples alone (a "
+                             "simultaneous or joint update and a relativistic loss pair them with the real batch)")
         self.generator = generator
         self.discriminator = discriminator
         self.objective = objective
@@ -141,6 +152,7 @@ class Trainer:
         self.d_optimizer = d_optimizer
         self.joint_optimizer = joint_optimizer
         self.batch_size = batch_size
+        self.generator_batch_size = generator_batch_size
         self.n_adv = n_adv
         self.update = update
         self.penalties = list(penalties)
@@ -361,7 +373,7 @@ class Trainer:
         return raw, real, logs
 
     def _generator_update(self, real: Tensor, diagnostics: bool) -> dict[str, Any]:
-        z = self.noise(self.batch_size)
+        z = self.noise(self.generator_batch_size)
         with self._forward():
             fake = self._generator_forward(z).float()
             loss = self.objective.generator_loss(self._real_outputs(real), self._discriminator_forward(fake).float())

@@ -401,7 +401,9 @@ class AdvAs(Component):
     r is computed on the generator step's samples and the last real batch the adversary saw, with
     L_adv = ``trainer.adversary_loss`` (penalties and other components' terms included; the hinge
     untruncated unless ``hinge_truncation``). The adversary's update is untouched (Section 4.1).
-    The unbiased estimator takes the per-sample forms of the trainer's penalties.
+    The generator's samples may outnumber the real batch (``generator_batch_size``): each term of the
+    biased estimate is a mean over its own samples. The unbiased estimator pairs them, and takes the
+    per-sample forms of the trainer's penalties.
     """
 
     name = "advas"
@@ -431,6 +433,10 @@ class AdvAs(Component):
         if self.estimator == "biased":
             advas = advas_gradient(adversary_loss, step.fake, trainer.generator, trainer.discriminator, **options)
         else:
+            if step.fake.shape[0] != step.real.shape[0]:
+                raise ValueError(f"advas estimator 'unbiased': got {step.fake.shape[0]} generated samples against "
+                                 f"a real batch of {step.real.shape[0]}; allowed: equal numbers (Appendix B pairs "
+                                 "them), or the biased estimator")
             per_sample = per_sample_adversary_loss(trainer.discriminator, objective, trainer.penalties)
             advas = advas_gradient_unbiased(adversary_loss, per_sample, step.real, step.fake, trainer.generator,
                                             trainer.discriminator, chunk_size=self.chunk_size, **options)
@@ -467,6 +473,18 @@ def _check_config(section: AdvAsConfig, config: Any, objective: Objective) -> No
     if section.enabled and config.train.update == "joint":
         raise ConfigError("config key 'advas.enabled': got true with train.update=joint; allowed: false (AdvAs "
                           "changes the generator's own step, which a joint update does not take)")
+    train = config.train
+    if not section.enabled or train.generator_batch_size in (None, train.batch_size):
+        return
+    if section.estimator == "unbiased":
+        raise ConfigError(f"config key 'advas.estimator': got 'unbiased' with train.generator_batch_size="
+                          f"{train.generator_batch_size} and train.batch_size={train.batch_size}; allowed: biased "
+                          "(Appendix B's estimator pairs each generated sample with a real one)")
+    if config.penalties.gradient_penalty > 0:
+        raise ConfigError(f"config key 'train.generator_batch_size': got {train.generator_batch_size} with "
+                          f"advas.enabled=true and penalties.gradient_penalty={config.penalties.gradient_penalty:g}; "
+                          f"allowed: null or train.batch_size ({train.batch_size}): r's L_adv would interpolate "
+                          "pairs of a real and a generated sample")
 
 
 def _build(section: AdvAsConfig, context: BuildContext) -> Contribution:

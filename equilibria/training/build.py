@@ -61,6 +61,10 @@ def build_trainer(config: Config, dataset: Dataset | None = None, parallel: Data
     if config.train.batch_size % parallel.world:
         raise ConfigError(f"config key 'train.batch_size': got {config.train.batch_size} on {parallel.world} "
                           f"processes; allowed: a multiple of {parallel.world} (each trains an equal share)")
+    generator_batch = config.train.generator_batch_size or config.train.batch_size
+    if generator_batch % parallel.world:
+        raise ConfigError(f"config key 'train.generator_batch_size': got {generator_batch} on {parallel.world} "
+                          f"processes; allowed: a multiple of {parallel.world} (each trains an equal share)")
     dataset = dataset if dataset is not None else dataset_of(config)
     torch.manual_seed(config.seed)
     generator, discriminator = build_networks(config, dataset.sample_shape)
@@ -91,6 +95,7 @@ def build_trainer(config: Config, dataset: Dataset | None = None, parallel: Data
         d_optimizer=None if joint else build_optimizer(discriminator.parameters(), config.optim.adversary),
         joint_optimizer=joint,
         batch_size=config.train.batch_size // parallel.world,
+        generator_batch_size=generator_batch // parallel.world,
         n_adv=config.train.n_adv,
         update=config.train.update,
         penalties=penalties,

@@ -94,6 +94,9 @@ class TrainConfig(Section):
 
     steps: Int = option(3000, "generator updates (iterations)", ge=1)
     batch_size: Int = option(64, "samples per batch, real and generated", ge=1)
+    generator_batch_size: Int | None = option(None, "generated samples in the generator's step, when they differ "
+                                              "from train.batch_size (AutoGAN's code: 128 against 64); null: "
+                                              "train.batch_size. Alternating updates only", ge=1)
     n_adv: Int = option(1, "adversary updates per generator update (alternating updates); 0: the adversary stays "
                         "at its initialisation (AdvAs Appendix C.3)", ge=0)
     update: _one_of(UPDATES) = option("alternating", "alternating (n_adv adversary steps, then the "
@@ -414,8 +417,20 @@ def check(config: Config) -> None:
     """Constraints between keys: the core's, then each registered method's."""
     _check_core(config)
     objective = objective_of(config)
+    _check_generator_batch(config.train, objective)
     for name, method in METHODS.items():
         method.check(getattr(config, name), config, objective)
+
+
+def _check_generator_batch(train: TrainConfig, objective: Objective) -> None:
+    if train.generator_batch_size in (None, train.batch_size):
+        return
+    if train.update != "alternating" or objective.generator_uses_real:
+        raise ConfigError(f"config key 'train.generator_batch_size': got {train.generator_batch_size} with "
+                          f"train.update={train.update} and objective={objective.name}; allowed: null or "
+                          f"train.batch_size ({train.batch_size}), unless the updates alternate and the generator's "
+                          "loss reads generated samples alone (a simultaneous or joint update and a relativistic "
+                          "loss pair them with the real batch)")
 
 
 def _check_core(config: Config) -> None:

@@ -182,6 +182,8 @@ def train(config: Config, run_dir: str | Path | None = None, *, resume: bool = F
         batch = config.train.batch_size
         processes = (f"{parallel.world} processes ({torch.distributed.get_backend()}), {batch // parallel.world} of "
                      f"each global batch of {batch}" if parallel.world > 1 else f"1 process, batch {batch}")
+        if config.train.generator_batch_size not in (None, batch):
+            processes += f" (the generator's step: {config.train.generator_batch_size})"
         print(f"equilibria: {'resuming' if resume else 'training'} {run_dir} from step {trainer.step} to "
               f"{config.train.steps} on {processes}, {trainer.device}, {config.train.precision}"
               + (", compiled" if config.train.compile else ""), flush=True)
