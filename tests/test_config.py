@@ -157,12 +157,18 @@ def test_a_setting_that_would_fail_after_training_is_refused_before():
     (["advas.enabled=true", "objective=wgan", "penalties.gradient_penalty=10"],
      "'train.generator_batch_size': got 128 with advas.enabled=true and penalties.gradient_penalty=10"),
     (["advas.enabled=true", "advas.estimator=unbiased"], "'advas.estimator': got 'unbiased' with train.generator_"),
-    (["objective=vral", "vral.enabled=true"], "'train.generator_batch_size': got 128 with vral.enabled=true"),
 ])
 def test_a_generator_batch_that_would_be_paired_with_the_real_batch_is_refused(options, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         load_config(None, ["train.batch_size=64", "train.generator_batch_size=128", *options])
     load_config(None, ["train.batch_size=64", "train.generator_batch_size=64", *options])  # equal: fine
+
+
+def test_a_generator_batch_of_its_own_is_taken_where_nothing_pairs_it():
+    for options in ([], ["advas.enabled=true", "objective=hinge"], ["objective=vral", "vral.enabled=true"],
+                    ["lens.enabled=true"]):  # VRAL's generator loss is a mean; its meta-discriminators judge D's batch
+        config = load_config(None, ["train.batch_size=64", "train.generator_batch_size=128", *options])
+        assert config.train.generator_batch_size == 128
 
 
 def test_every_config_file_is_valid():

@@ -227,11 +227,6 @@ OBJECTIVES = ("vral", "vral_lsq")
 
 
 def _check_config(section: VralConfig, config: Any, objective: Objective) -> None:
-    train = config.train
-    if section.enabled and train.generator_batch_size not in (None, train.batch_size):
-        raise ConfigError(f"config key 'train.generator_batch_size': got {train.generator_batch_size} with "
-                          f"vral.enabled=true; allowed: null or train.batch_size ({train.batch_size}) (the "
-                          "meta-discriminators read batches of exactly train.batch_size outputs)")
     if config.objective in OBJECTIVES and not (section.enabled and section.variant == "variance"):
         raise ConfigError(f"config key 'objective': got {config.objective!r} without meta-discriminators; "
                           "allowed with vral.enabled=true and vral.variant=variance (VRAL trains the adversary "
