@@ -156,29 +156,46 @@ def run_experiment(experiment: Experiment, out: Path, *, jobs: int = 1, threads:
     ``launcher``: "local" (subprocesses here, ``jobs`` at a time), "slurm" or "submitit-local"
     (submitit jobs, all submitted at once; ``cluster`` adds submitit parameters such as
     ``timeout_min`` or ``slurm_partition``). ``processes`` > 1 trains each run under torchrun."""
+    (runs,) = run_experiments([(experiment, out)], jobs=jobs, threads=threads, extra=extra, processes=processes,
+                              launcher=launcher, cluster=cluster)
+    return runs
+
+
+def run_experiments(studies: list[tuple[Experiment, Path]], *, jobs: int = 1, threads: int = 1,
+                    extra: list[str] | None = None, processes: int = 1, launcher: str = "local",
+                    cluster: dict[str, Any] | None = None) -> list[dict[str, list[Path]]]:
+    """``run_experiment`` for several experiments (each with its directory) as one queue: their
+    unfinished runs in the order given, ``jobs`` at a time, so that the next experiment's first runs
+    start while the last runs of one are still training. Returns the run directories by group of each."""
     if launcher not in LAUNCHERS:
         raise ConfigError(f"launcher: got {launcher!r}; allowed: {', '.join(LAUNCHERS)}")
     if processes < 1:
         raise ConfigError(f"processes: got {processes}; allowed: an integer >= 1 (processes per run)")
-    tasks, gpus = [], 0
-    runs: dict[str, list[Path]] = {name: [] for name in experiment.groups}
-    for name, config, task in _tasks(experiment, out, extra, threads, processes):
-        runs[name].append(task.run_dir)
-        if config.train.batch_size % processes:
-            raise ConfigError(f"processes: got {processes} for {name} (train.batch_size="
-                              f"{config.train.batch_size}); allowed: a divisor of the batch size")
-        gpus = processes if config.device.startswith("cuda") else gpus
-        if task.state() == "done":
-            print(f"{task.label}: done", flush=True)
-        else:
-            tasks.append(task)
+    tasks, gpus, all_runs = [], 0, []
+    for experiment, out in studies:  # every experiment checked before any run starts
+        runs: dict[str, list[Path]] = {name: [] for name in experiment.groups}
+        for name, config, task in _tasks(experiment, out, extra, threads, processes):
+            if len(studies) > 1:  # the log lines name the experiment too
+                task.label = f"{out.name}/{task.label}"
+            runs[name].append(task.run_dir)
+            if config.train.batch_size % processes:
+                raise ConfigError(f"processes: got {processes} for {name} (train.batch_size="
+                                  f"{config.train.batch_size}); allowed: a divisor of the batch size")
+            gpus = processes if config.device.startswith("cuda") else gpus
+            if task.state() == "done":
+                print(f"{task.label}: done", flush=True)
+            else:
+                tasks.append(task)
+        all_runs.append(runs)
     if launcher == "local":
         run_locally(tasks, jobs)
     elif tasks:
-        parameters = {"name": f"equilibria-{out.name}", "tasks_per_node": 1, "cpus_per_task": processes * threads,
+        out = studies[0][1]
+        folder, label = (out, out.name) if len(studies) == 1 else (out.parent, f"{out.name}-and-{len(studies) - 1}")
+        parameters = {"name": f"equilibria-{label}", "tasks_per_node": 1, "cpus_per_task": processes * threads,
                       "gpus_per_node": gpus, **(cluster or {})}
-        run_with_submitit(tasks, out / "submitit", launcher.removeprefix("submitit-"), parameters)
-    return runs
+        run_with_submitit(tasks, folder / "submitit", launcher.removeprefix("submitit-"), parameters)
+    return all_runs
 
 
 def _last_record(run_dir: Path) -> dict:

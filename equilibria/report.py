@@ -134,7 +134,8 @@ def curves_figure(groups: Mapping[str, Sequence[Path]], key: str, title: str | N
         ax.set_xlabel(xlabel)
         ax.set_ylabel(key)
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
+    if axes[0].lines:  # none before a run has finished
+        axes[0].legend(fontsize=8)
     if title:
         figure.suptitle(title)
     figure.tight_layout()

@@ -244,3 +244,33 @@ def test_a_bad_failure_key_is_refused(tmp_path):
     path.write_text(f"failure: {{metric: eval/fid, above: 3}}\ngroups: {{a: {{config: {tmp_path / 'c.yaml'}}}}}\n")
     with pytest.raises(ConfigError, match="'failure': got .*; allowed: \\{metric: NAME, threshold: NUMBER\\}"):
         load_experiment(path)
+
+
+def test_several_files_are_one_queue_and_each_gets_its_report(tmp_path, monkeypatch, capsys):
+    from equilibria.cli.main import main
+
+    (tmp_path / "c.yaml").write_text("train: {steps: 2, batch_size: 16}\ngenerator: {width: 8}\n"
+                                     "discriminator: {width: 8}\nlog: {every: 1, tensorboard: false}\n")
+    (tmp_path / "one.yaml").write_text("seeds: [0]\nmetrics: [loss_adv]\ngroups: {a: {config: c.yaml}, "
+                                       "b: {config: c.yaml}}\n")
+    (tmp_path / "two.yaml").write_text("seeds: [0, 1]\nmetrics: [loss_adv]\ngroups: {c: {config: c.yaml}}\n")
+    monkeypatch.chdir(tmp_path)
+    queued = []
+    monkeypatch.setattr("equilibria.experiment.run_locally",
+                        lambda tasks, jobs: queued.append(([(t.label, str(t.run_dir)) for t in tasks], jobs)))
+    assert main(["experiment", "one.yaml", "two.yaml", "--jobs", "2"]) in (0, None)
+    assert queued == [([("one/a/s0", "runs/one/a/s0"), ("one/b/s0", "runs/one/b/s0"), ("two/c/s0", "runs/two/c/s0"),
+                        ("two/c/s1", "runs/two/c/s1")], 2)]  # one call: the second file's runs fill a free job
+    printed = capsys.readouterr().out
+    assert "report written to runs/one/report.md" in printed and "report written to runs/two/report.md" in printed
+    assert main(["experiment", "one.yaml", "two.yaml", "--status"]) in (0, None)
+    printed = capsys.readouterr().out
+    assert "runs/one: 0 of 2 runs done" in printed and "runs/two: 0 of 2 runs done" in printed
+    for option in ("--out", "--archive"):
+        assert main(["experiment", "one.yaml", "two.yaml", option, "x"]) == 2
+        assert f"{option}: got 'x' with 2 experiment files; allowed: one file" in capsys.readouterr().err
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "one.yaml").write_text((tmp_path / "one.yaml").read_text().replace("c.yaml", "../c.yaml"))
+    assert main(["experiment", "one.yaml", "sub/one.yaml", "--status"]) == 2
+    assert "allowed: files of different names" in capsys.readouterr().err
+    assert len(queued) == 1

@@ -63,18 +63,29 @@ def _sample(args: argparse.Namespace) -> None:
 def _experiment(args: argparse.Namespace) -> None:
     import yaml
 
-    from equilibria.experiment import archive, load_experiment, progress, run_experiment, write_report
+    from equilibria.experiment import archive, load_experiment, progress, run_experiments, write_report
     from equilibria.training.config import ConfigError
 
     scale = "quick" if args.quick else args.scale
-    experiment = load_experiment(args.file, scale)
-    name = Path(args.file).stem + (f"-{scale}" if scale else "")
-    out = Path(args.out or Path("runs") / name)
+    if len(args.files) > 1:
+        for option, value in (("--out", args.out), ("--archive", args.archive)):
+            if value:
+                raise ConfigError(f"{option}: got {value!r} with {len(args.files)} experiment files; allowed: "
+                                  "one file (with several, each file's runs go to runs/<file name>)")
+    studies = []  # every file loaded and checked before any run starts
+    for file in args.files:
+        name = Path(file).stem + (f"-{scale}" if scale else "")
+        studies.append((file, name, load_experiment(file, scale), Path(args.out or Path("runs") / name)))
+    if len({out for *_, out in studies}) < len(studies):
+        raise ConfigError(f"experiment files: got {' '.join(args.files)}; allowed: files of different names "
+                          "(each file's runs go to runs/<file name>)")
     if args.status:
-        print(progress(experiment, out, args.jobs, args.set), end="")
+        for _, _, experiment, out in studies:
+            print(progress(experiment, out, args.jobs, args.set), end="")
         return
     if args.report_only:
-        runs = {name: [out / name / f"s{seed}" for seed in experiment.seeds] for name in experiment.groups}
+        all_runs = [{group: [out / group / f"s{seed}" for seed in experiment.seeds] for group in experiment.groups}
+                    for _, _, experiment, out in studies]
     else:
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
             raise ConfigError("equilibria experiment under torchrun: got WORLD_SIZE="
@@ -89,15 +100,18 @@ def _experiment(args: argparse.Namespace) -> None:
                 raise ConfigError(f"--slurm: got {option!r}; allowed: KEY=VALUE, a submitit slurm parameter "
                                   "without its slurm_ prefix (e.g. account=abc, qos=normal)")
             cluster[f"slurm_{key}"] = yaml.safe_load(value)
-        runs = run_experiment(experiment, out, jobs=args.jobs, threads=args.threads, extra=args.set,
-                              processes=args.processes, launcher=args.launcher, cluster=cluster)
-    command = f"equilibria experiment {args.file}" + (f" --scale {scale}" if scale else "")
-    path = write_report(runs, experiment.metrics, out, name, experiment.baselines, experiment.failure, command)
-    print(f"report written to {path}")
-    if args.archive:
-        written = archive(runs, out, Path(args.archive))
-        total = sum(map(len, runs.values()))
-        print(f"records of {len(written)} of {total} runs (the finished ones) and the report copied to {args.archive}")
+        all_runs = run_experiments([(experiment, out) for _, _, experiment, out in studies], jobs=args.jobs,
+                                   threads=args.threads, extra=args.set, processes=args.processes,
+                                   launcher=args.launcher, cluster=cluster)
+    for (file, name, experiment, out), runs in zip(studies, all_runs):
+        command = f"equilibria experiment {file}" + (f" --scale {scale}" if scale else "")
+        path = write_report(runs, experiment.metrics, out, name, experiment.baselines, experiment.failure, command)
+        print(f"report written to {path}")
+        if args.archive:
+            written = archive(runs, out, Path(args.archive))
+            total = sum(map(len, runs.values()))
+            print(f"records of {len(written)} of {total} runs (the finished ones) and the report copied to "
+                  f"{args.archive}")
 
 
 def _report(args: argparse.Namespace) -> None:
@@ -167,8 +181,10 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_sample)
 
     p = commands.add_parser("experiment", help="run groups of configs over seeds (resumable) and write a report")
-    p.add_argument("file", help="experiment YAML: seeds, set, metrics, groups (see equilibria/experiment.py)")
-    p.add_argument("--out", help="directory of the runs and the report (default: runs/<file name>)")
+    p.add_argument("files", nargs="+", metavar="file",
+                   help="experiment YAML: seeds, set, metrics, groups (see equilibria/experiment.py); several "
+                        "files are one queue, their runs in the order given, --jobs at a time")
+    p.add_argument("--out", help="directory of the runs and the report (default: runs/<file name>; one file only)")
     p.add_argument("--jobs", type=int, default=1, help="runs trained at the same time (default 1)")
     p.add_argument("--threads", type=int, default=1, help="torch threads per run (default 1)")
     p.add_argument("--processes", type=int, default=1,
@@ -190,7 +206,7 @@ def parser() -> argparse.ArgumentParser:
                         "time left (in wall-clock time at --jobs)")
     p.add_argument("--archive", metavar="DIR",
                    help="then copy the finished runs' records (config, metrics; no weights) and the report to DIR; "
-                        "copied back into the experiment's directory they count as done")
+                        "copied back into the experiment's directory they count as done (one file only)")
     with_overrides(p)
     p.set_defaults(func=_experiment)
 
