@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -163,16 +164,20 @@ def run_experiment(experiment: Experiment, out: Path, *, jobs: int = 1, threads:
 
 def run_experiments(studies: list[tuple[Experiment, Path]], *, jobs: int = 1, threads: int = 1,
                     extra: list[str] | None = None, processes: int = 1, launcher: str = "local",
-                    cluster: dict[str, Any] | None = None) -> list[dict[str, list[Path]]]:
+                    cluster: dict[str, Any] | None = None,
+                    on_finished: Callable[[int, dict[str, list[Path]]], None] | None = None
+                    ) -> list[dict[str, list[Path]]]:
     """``run_experiment`` for several experiments (each with its directory) as one queue: their
     unfinished runs in the order given, ``jobs`` at a time, so that the next experiment's first runs
-    start while the last runs of one are still training. Returns the run directories by group of each."""
+    start while the last runs of one are still training. Returns the run directories by group of each.
+    ``on_finished(i, runs)`` is called once the i-th experiment has no run left to train (with the
+    local launcher, as soon as its last run ends, while later ones train; e.g. to write its report)."""
     if launcher not in LAUNCHERS:
         raise ConfigError(f"launcher: got {launcher!r}; allowed: {', '.join(LAUNCHERS)}")
     if processes < 1:
         raise ConfigError(f"processes: got {processes}; allowed: an integer >= 1 (processes per run)")
-    tasks, gpus, all_runs = [], 0, []
-    for experiment, out in studies:  # every experiment checked before any run starts
+    tasks, study_of, gpus, all_runs = [], {}, 0, []
+    for i, (experiment, out) in enumerate(studies):  # every experiment checked before any run starts
         runs: dict[str, list[Path]] = {name: [] for name in experiment.groups}
         for name, config, task in _tasks(experiment, out, extra, threads, processes):
             if len(studies) > 1:  # the log lines name the experiment too
@@ -186,15 +191,29 @@ def run_experiments(studies: list[tuple[Experiment, Path]], *, jobs: int = 1, th
                 print(f"{task.label}: done", flush=True)
             else:
                 tasks.append(task)
+                study_of[id(task)] = i
         all_runs.append(runs)
+    left = [list(study_of.values()).count(i) for i in range(len(studies))]
+    finish = on_finished or (lambda i, runs: None)
+
+    def done(task: RunTask) -> None:
+        i = study_of[id(task)]
+        left[i] -= 1
+        if left[i] == 0:
+            finish(i, all_runs[i])
+
+    for i in [i for i, count in enumerate(left) if count == 0]:
+        finish(i, all_runs[i])
     if launcher == "local":
-        run_locally(tasks, jobs)
+        run_locally(tasks, jobs, on_done=done)
     elif tasks:
         out = studies[0][1]
         folder, label = (out, out.name) if len(studies) == 1 else (out.parent, f"{out.name}-and-{len(studies) - 1}")
         parameters = {"name": f"equilibria-{label}", "tasks_per_node": 1, "cpus_per_task": processes * threads,
                       "gpus_per_node": gpus, **(cluster or {})}
         run_with_submitit(tasks, folder / "submitit", launcher.removeprefix("submitit-"), parameters)
+        for task in tasks:
+            done(task)
     return all_runs
 
 

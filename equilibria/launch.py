@@ -14,7 +14,8 @@ import json
 import signal
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,17 +104,29 @@ class RunJob:
         return {"task": self.task, "_process": None}
 
 
-def run_locally(tasks: list[RunTask], jobs: int) -> None:
-    """Each task in a subprocess of this machine, ``jobs`` at a time."""
+def run_locally(tasks: list[RunTask], jobs: int, on_done: Callable[[RunTask], None] | None = None) -> None:
+    """Each task in a subprocess of this machine, ``jobs`` at a time, started in order; ``on_done(task)``
+    in this thread as each finishes (while the others train). A failed run does not stop the others:
+    the failures are raised together at the end."""
 
-    def execute(task: RunTask) -> None:
+    def execute(task: RunTask) -> RunTask:
         print(f"{task.label}: {task.state()} ...", flush=True)
         RunJob(task)()
         print(f"{task.label}: finished", flush=True)
+        return task
 
+    failures = []
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        for future in [pool.submit(execute, task) for task in tasks]:
-            future.result()
+        for future in as_completed([pool.submit(execute, task) for task in tasks]):
+            try:
+                task = future.result()
+            except RuntimeError as error:
+                failures.append(str(error))
+                continue
+            if on_done is not None:
+                on_done(task)
+    if failures:
+        raise RuntimeError("\n".join(failures))
 
 
 def run_with_submitit(tasks: list[RunTask], folder: Path, cluster: str, parameters: dict[str, Any]) -> None:

@@ -90,7 +90,8 @@ def test_run_experiment_trains_then_skips_finished_runs(tmp_path, capsys):
 
 def test_runs_are_trained_seed_by_seed(tmp_path, monkeypatch):
     started = []
-    monkeypatch.setattr("equilibria.experiment.run_locally", lambda tasks, jobs: started.extend(t.label for t in tasks))
+    monkeypatch.setattr("equilibria.experiment.run_locally",
+                        lambda tasks, jobs, on_done: started.extend(t.label for t in tasks))
     runs = run_experiment(tiny_experiment(tmp_path, 2, [0, 1], groups=("a", "b")), tmp_path / "out")
     assert started == ["a/s0", "b/s0", "a/s1", "b/s1"]
     assert runs == {g: [tmp_path / "out" / g / "s0", tmp_path / "out" / g / "s1"] for g in ("a", "b")}
@@ -256,13 +257,20 @@ def test_several_files_are_one_queue_and_each_gets_its_report(tmp_path, monkeypa
     (tmp_path / "two.yaml").write_text("seeds: [0, 1]\nmetrics: [loss_adv]\ngroups: {c: {config: c.yaml}}\n")
     monkeypatch.chdir(tmp_path)
     queued = []
-    monkeypatch.setattr("equilibria.experiment.run_locally",
-                        lambda tasks, jobs: queued.append(([(t.label, str(t.run_dir)) for t in tasks], jobs)))
+
+    def run_locally(tasks, jobs, on_done):  # each run "trains" in turn
+        queued.append(([(t.label, str(t.run_dir)) for t in tasks], jobs))
+        for task in tasks:
+            print(f"{task.label}: trained")
+            on_done(task)
+
+    monkeypatch.setattr("equilibria.experiment.run_locally", run_locally)
     assert main(["experiment", "one.yaml", "two.yaml", "--jobs", "2"]) in (0, None)
     assert queued == [([("one/a/s0", "runs/one/a/s0"), ("one/b/s0", "runs/one/b/s0"), ("two/c/s0", "runs/two/c/s0"),
                         ("two/c/s1", "runs/two/c/s1")], 2)]  # one call: the second file's runs fill a free job
-    printed = capsys.readouterr().out
-    assert "report written to runs/one/report.md" in printed and "report written to runs/two/report.md" in printed
+    printed = capsys.readouterr().out.splitlines()
+    assert printed == ["one/a/s0: trained", "one/b/s0: trained", "report written to runs/one/report.md",
+                       "two/c/s0: trained", "two/c/s1: trained", "report written to runs/two/report.md"]
     assert main(["experiment", "one.yaml", "two.yaml", "--status"]) in (0, None)
     printed = capsys.readouterr().out
     assert "runs/one: 0 of 2 runs done" in printed and "runs/two: 0 of 2 runs done" in printed
@@ -274,3 +282,23 @@ def test_several_files_are_one_queue_and_each_gets_its_report(tmp_path, monkeypa
     assert main(["experiment", "one.yaml", "sub/one.yaml", "--status"]) == 2
     assert "allowed: files of different names" in capsys.readouterr().err
     assert len(queued) == 1
+
+
+def test_a_failed_run_does_not_stop_the_others_and_is_raised_at_the_end(tmp_path, monkeypatch):
+    import equilibria.launch as launch
+
+    class FakeJob:
+        def __init__(self, task):
+            self.task = task
+
+        def __call__(self):
+            if self.task.label in ("b", "d"):
+                raise RuntimeError(f"{self.task.label} failed (exit 1)")
+            return "finished"
+
+    monkeypatch.setattr(launch, "RunJob", FakeJob)
+    tasks = [RunTask(label, tmp_path / label, tmp_path / "c.yaml", [], 1) for label in "abcd"]
+    done = []
+    with pytest.raises(RuntimeError, match="^b failed \\(exit 1\\)\nd failed \\(exit 1\\)$"):
+        launch.run_locally(tasks, 1, on_done=lambda task: done.append(task.label))
+    assert done == ["a", "c"]

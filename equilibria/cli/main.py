@@ -83,35 +83,38 @@ def _experiment(args: argparse.Namespace) -> None:
         for _, _, experiment, out in studies:
             print(progress(experiment, out, args.jobs, args.set), end="")
         return
-    if args.report_only:
-        all_runs = [{group: [out / group / f"s{seed}" for seed in experiment.seeds] for group in experiment.groups}
-                    for _, _, experiment, out in studies]
-    else:
-        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-            raise ConfigError("equilibria experiment under torchrun: got WORLD_SIZE="
-                              f"{os.environ['WORLD_SIZE']}; allowed: one process, with --processes N to train "
-                              "each run on N processes (the experiment starts torchrun for each run)")
-        cluster = {"timeout_min": args.timeout_min} if args.timeout_min else {}
-        if args.partition:
-            cluster["slurm_partition"] = args.partition
-        for option in args.slurm:
-            key, sep, value = option.partition("=")
-            if not sep or not key:
-                raise ConfigError(f"--slurm: got {option!r}; allowed: KEY=VALUE, a submitit slurm parameter "
-                                  "without its slurm_ prefix (e.g. account=abc, qos=normal)")
-            cluster[f"slurm_{key}"] = yaml.safe_load(value)
-        all_runs = run_experiments([(experiment, out) for _, _, experiment, out in studies], jobs=args.jobs,
-                                   threads=args.threads, extra=args.set, processes=args.processes,
-                                   launcher=args.launcher, cluster=cluster)
-    for (file, name, experiment, out), runs in zip(studies, all_runs):
+
+    def finish(i: int, runs: dict[str, list[Path]]) -> None:  # an experiment with no run left: its report
+        file, name, experiment, out = studies[i]
         command = f"equilibria experiment {file}" + (f" --scale {scale}" if scale else "")
         path = write_report(runs, experiment.metrics, out, name, experiment.baselines, experiment.failure, command)
-        print(f"report written to {path}")
+        print(f"report written to {path}", flush=True)
         if args.archive:
             written = archive(runs, out, Path(args.archive))
             total = sum(map(len, runs.values()))
             print(f"records of {len(written)} of {total} runs (the finished ones) and the report copied to "
                   f"{args.archive}")
+
+    if args.report_only:
+        for i, (_, _, experiment, out) in enumerate(studies):
+            finish(i, {group: [out / group / f"s{seed}" for seed in experiment.seeds] for group in experiment.groups})
+        return
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ConfigError("equilibria experiment under torchrun: got WORLD_SIZE="
+                          f"{os.environ['WORLD_SIZE']}; allowed: one process, with --processes N to train "
+                          "each run on N processes (the experiment starts torchrun for each run)")
+    cluster = {"timeout_min": args.timeout_min} if args.timeout_min else {}
+    if args.partition:
+        cluster["slurm_partition"] = args.partition
+    for option in args.slurm:
+        key, sep, value = option.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--slurm: got {option!r}; allowed: KEY=VALUE, a submitit slurm parameter "
+                              "without its slurm_ prefix (e.g. account=abc, qos=normal)")
+        cluster[f"slurm_{key}"] = yaml.safe_load(value)
+    run_experiments([(experiment, out) for _, _, experiment, out in studies], jobs=args.jobs, threads=args.threads,
+                    extra=args.set, processes=args.processes, launcher=args.launcher, cluster=cluster,
+                    on_finished=finish)
 
 
 def _report(args: argparse.Namespace) -> None:
