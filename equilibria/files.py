@@ -1,11 +1,15 @@
-"""Files written atomically: nothing half-written is ever left at the destination."""
+"""Files written atomically (nothing half-written is ever left at the destination), and directories
+locked by one process at a time."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import re
 import secrets
-from collections.abc import Callable
+import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -76,3 +80,45 @@ def remove_orphans(directory: str | os.PathLike) -> list[Path]:
     for orphan in orphans:
         orphan.unlink(missing_ok=True)
     return orphans
+
+
+class DirectoryLocked(Exception):
+    """Another live process holds the directory's lock; ``pid`` is what it wrote there ("" if unknown)."""
+
+    def __init__(self, directory: Path, pid: str):
+        super().__init__(f"{directory} is locked by process {pid or '(unknown)'}")
+        self.directory, self.pid = directory, pid
+
+
+LOCK_FILE = ".lock"
+
+
+@contextlib.contextmanager
+def locked(directory: str | os.PathLike) -> Iterator[Path]:
+    """Hold an exclusive lock on ``directory`` (created if missing) while the block runs, or raise
+    ``DirectoryLocked`` at once if another process holds it. The lock is ``flock`` on its file
+    ``.lock``, which holds the owner's pid: the system releases it when the process ends, however it
+    ends, so a killed process leaves no stale lock. A directory this call created is removed again if
+    the block fails before anything but the lock file was written in it."""
+    directory = Path(directory)
+    created = not directory.exists()
+    directory.mkdir(parents=True, exist_ok=True)
+    handle = open(directory / LOCK_FILE, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        pid = handle.read().strip()
+        handle.close()
+        raise DirectoryLocked(directory, pid) from None
+    handle.truncate(0)
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    try:
+        yield directory
+    except BaseException:
+        if created and [p.name for p in directory.iterdir()] == [LOCK_FILE]:
+            shutil.rmtree(directory, ignore_errors=True)
+        raise
+    finally:
+        handle.close()  # releases the lock

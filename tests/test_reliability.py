@@ -182,6 +182,49 @@ def test_a_signal_checkpoints_the_last_completed_step_and_resumes_exactly(tmp_pa
             assert torch.equal(a[key], b[key])
 
 
+def test_a_run_directory_that_another_process_trains_is_refused_and_free_again_once_it_stops(tmp_path):
+    """Two processes training one run interleave their checkpoints and metrics (an experiment restarted
+    while the runs of the first were still going did so): the second is refused before it reads or writes."""
+    run = tmp_path / "run"
+    process = start(run, ["log.checkpoint_every=3"])
+    try:
+        wait_for_training(process, run)
+        deadline = time.monotonic() + 120
+        while not checkpoint.checkpoints(run / "checkpoints") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        before = (run / "metrics.jsonl").read_text()
+        # train.steps=1: were it not refused, it would stop at once (fewer steps than the checkpoint's)
+        with pytest.raises(ConfigError, match=f"process {process.pid} is training it; allowed: one process per run"):
+            train(load_config(None, [*BASE, "objective=wgan", "train.steps=1"]), run, resume=True)
+        assert (run / "metrics.jsonl").read_text().startswith(before)  # only the other process wrote
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=60)
+    step = max(steps_of(run))
+    resumed = train(load_run_config(run, [f"train.steps={step + 2}"]), run, resume=True)
+    assert metrics(resumed)[-1]["step"] == step + 2
+
+
+def test_a_lock_is_released_when_its_process_is_killed_and_a_refused_new_directory_is_removed(tmp_path):
+    from equilibria.files import DirectoryLocked, locked
+
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from equilibria.files import locked\n"
+                               f"with locked({str(tmp_path / 'd')!r}):\n    print('held', flush=True); time.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert holder.stdout.readline().strip() == "held"
+    with pytest.raises(DirectoryLocked) as refused:
+        with locked(tmp_path / "d"):
+            pass
+    assert refused.value.pid == str(holder.pid)
+    holder.kill()
+    holder.wait()
+    with locked(tmp_path / "d"):  # SIGKILL left no stale lock
+        pass
+    with pytest.raises(FileNotFoundError, match="no checkpoint to resume from"):  # refused after the lock
+        train(load_config(None, BASE), tmp_path / "new", resume=True)
+    assert not (tmp_path / "new").exists()  # the directory the lock created is gone with it
+
+
 def test_an_error_between_iterations_writes_a_checkpoint(tmp_path, monkeypatch):
     from equilibria.training import log as log_module
 

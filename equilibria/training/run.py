@@ -26,7 +26,7 @@ from equilibria.core.optimizers import scheduled_lr
 from equilibria.core.parallel import DataParallel, from_environment
 from equilibria.core.trainer import Trainer
 from equilibria.data import ON_DISK, Dataset, data_root
-from equilibria.files import remove_orphans, write_atomically
+from equilibria.files import DirectoryLocked, locked, remove_orphans, write_atomically
 from equilibria.training import checkpoint
 from equilibria.training.build import build_trainer, dataset_of, device_of
 from equilibria.training.config import Config, ConfigError, parse_config, read_yaml, set_key, to_dict
@@ -147,9 +147,21 @@ def train(config: Config, run_dir: str | Path | None = None, *, resume: bool = F
     """Train as ``config`` says, writing to ``run_dir``; with ``resume`` continue its newest readable
     checkpoint. A non-finite quantity stops the run (``NonFiniteError``) with its last good checkpoint
     kept; SIGTERM and SIGINT stop it after the current iteration with a checkpoint (``RunStopped``);
-    an exception between iterations writes a checkpoint before it propagates."""
+    an exception between iterations writes a checkpoint before it propagates. One process at a time
+    trains a run directory: another one still training it is refused (``ConfigError``), before
+    anything is read or written."""
     parallel = from_environment(device_of(config))
     run_dir = Path(parallel.broadcast(str(run_dir or config.run_dir or default_run_dir(config))))
+    try:
+        with locked(run_dir) if parallel.main else contextlib.nullcontext():  # under torchrun the first writes
+            return _train(config, run_dir, parallel, resume)
+    except DirectoryLocked as busy:
+        raise ConfigError(f"run directory {str(run_dir)!r}: process {busy.pid or '(unknown)'} is training it; "
+                          "allowed: one process per run directory (stop that one first: it checkpoints on "
+                          "SIGTERM)") from None
+
+
+def _train(config: Config, run_dir: Path, parallel: DataParallel, resume: bool) -> Path:
     ckpt_dir = run_dir / "checkpoints"
     if not resume and checkpoint.checkpoints(ckpt_dir):
         raise ConfigError(f"run directory {str(run_dir)!r} already has checkpoints: "
