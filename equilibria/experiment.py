@@ -176,7 +176,7 @@ def run_experiments(studies: list[tuple[Experiment, Path]], *, jobs: int = 1, th
         raise ConfigError(f"launcher: got {launcher!r}; allowed: {', '.join(LAUNCHERS)}")
     if processes < 1:
         raise ConfigError(f"processes: got {processes}; allowed: an integer >= 1 (processes per run)")
-    tasks, study_of, gpus, all_runs = [], {}, 0, []
+    tasks, study_of, left, gpus, all_runs = [], {}, [0] * len(studies), 0, []
     for i, (experiment, out) in enumerate(studies):  # every experiment checked before any run starts
         runs: dict[str, list[Path]] = {name: [] for name in experiment.groups}
         for name, config, task in _tasks(experiment, out, extra, threads, processes):
@@ -191,13 +191,13 @@ def run_experiments(studies: list[tuple[Experiment, Path]], *, jobs: int = 1, th
                 print(f"{task.label}: done", flush=True)
             else:
                 tasks.append(task)
-                study_of[id(task)] = i
+                study_of[task.run_dir] = i
+                left[i] += 1
         all_runs.append(runs)
-    left = [list(study_of.values()).count(i) for i in range(len(studies))]
     finish = on_finished or (lambda i, runs: None)
 
     def done(task: RunTask) -> None:
-        i = study_of[id(task)]
+        i = study_of[task.run_dir]
         left[i] -= 1
         if left[i] == 0:
             finish(i, all_runs[i])

@@ -195,9 +195,9 @@ def test_a_discriminator_built_directly_refuses_an_mbstd_group_below_one():
     with pytest.raises(ValueError, match="mbstd_group: invalid value 0; allowed: a positive integer"):
         Discriminator(width=4, in_shape=(1, 8, 8), mbstd_group=0)
     d = Discriminator(width=4, in_shape=(1, 8, 8))
-    d.mbstd_group = -1  # as the config's builder sets it, after construction
     with pytest.raises(ValueError, match="mbstd_group: invalid value -1"):
-        d(torch.randn(4, 1, 8, 8))
+        d.mbstd_group = -1  # as the config's builder sets it, after construction
+    assert d.mbstd_group == 4
 
 
 def test_advas_exact_and_hvp_agree_through_the_discriminator_with_r1():

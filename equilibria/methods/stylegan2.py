@@ -33,8 +33,8 @@ from equilibria.core.components import Component, GeneratorStep
 from equilibria.core.method import BuildContext, Contribution, Method
 from equilibria.core.objectives import Objective
 from equilibria.core.penalties import r1_penalty
-from equilibria.randomness import draw_batch
 from equilibria.core.sections import ConfigError, Float, Int, MethodConfig, option
+from equilibria.randomness import draw_batch
 
 
 def path_length_penalty(generator: nn.Module, z: Tensor, pl_mean: Tensor | float, decay: float = 0.01

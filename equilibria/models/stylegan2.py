@@ -257,8 +257,6 @@ class Generator(nn.Module):
 def minibatch_std(x: Tensor, group_size: int = MBSTD_GROUP) -> Tensor:
     """Append one feature map: the standard deviation of each feature over a group of samples (samples
     i, i + N/G, ...), averaged over features and pixels. G is the largest divisor of N up to ``group_size``."""
-    if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1:
-        raise ValueError(f"mbstd_group: invalid value {group_size!r}; allowed: a positive integer (1: off)")
     n, c, h, w = x.shape
     g = max(d for d in range(1, min(group_size, n) + 1) if n % d == 0)
     y = x.reshape(g, n // g, c, h, w)
@@ -285,7 +283,7 @@ class Discriminator(nn.Module):
     def __init__(self, *, width: int = WIDTH, in_shape: tuple[int, ...], mbstd_group: int = MBSTD_GROUP):
         super().__init__()
         width = check_positive("discriminator.width", width)
-        self.mbstd_group = check_positive("mbstd_group", mbstd_group)
+        self.mbstd_group = mbstd_group
         resolution = _resolution("discriminator", in_shape)
         self.from_rgb = EqualConv2d(in_shape[0], channels(resolution, width), 1, activation=True)
         resolutions = [2 ** i for i in range(int(math.log2(resolution)), 2, -1)]
@@ -295,6 +293,15 @@ class Discriminator(nn.Module):
         self.conv = EqualConv2d(c4 + 1, c4, 3, activation=True)
         self.fc = EqualLinear(c4 * 16, c4, activation=True)
         self.out = EqualLinear(c4, 1)
+
+    @property
+    def mbstd_group(self) -> int:
+        """Samples per minibatch-standard-deviation group (1: off); checked when set, as the builder sets it."""
+        return self._mbstd_group
+
+    @mbstd_group.setter
+    def mbstd_group(self, value: int) -> None:
+        self._mbstd_group = check_positive("mbstd_group", value)
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.conv(minibatch_std(self.blocks(self.from_rgb(x)), self.mbstd_group))
