@@ -14,8 +14,9 @@ import json
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,13 +72,18 @@ class RunTask:
                 "-m", "equilibria", *args]
 
 
+STOPPED_CODES = (130, 143)  # the run stopped on SIGINT or SIGTERM with a checkpoint (equilibria.cli.main)
+
+
 class RunJob:
-    """A run as a submitit job: trains (or resumes) it, and on preemption or timeout stops it with a
-    checkpoint and asks submitit to requeue the job, which then resumes it."""
+    """A run's process: trains (or resumes) the run and returns "done" (nothing to train), "finished"
+    or "stopped" (by a signal, with a checkpoint). As a submitit job, on preemption or timeout it stops
+    the run with a checkpoint and asks submitit to requeue the job, which then resumes it."""
 
     def __init__(self, task: RunTask):
         self.task = task
         self._process: subprocess.Popen | None = None
+        self._stop_sent = False
 
     def __call__(self) -> str:
         command = self.task.command()
@@ -87,44 +93,87 @@ class RunJob:
         with (self.task.run_dir / "stdout.log").open("a") as log:
             self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
             code = self._process.wait()
+        if code in STOPPED_CODES or (self._stop_sent and code < 0):  # < 0: killed before its handler was set
+            return "stopped"
         if code != 0:
             raise RuntimeError(f"{self.task.label} failed (exit {code}): see {self.task.run_dir / 'stdout.log'}")
         return "finished"
+
+    def stop(self) -> bool:
+        """Send the run's process SIGTERM (it checkpoints after its iteration and exits); False when it
+        has no live process (not started yet, or ended)."""
+        if self._process is None or self._process.poll() is not None:
+            return False
+        self._process.send_signal(signal.SIGTERM)
+        self._stop_sent = True
+        return True
 
     def checkpoint(self) -> Any:
         """Called by submitit on SLURM's (or its local executor's) signal before a timeout or preemption."""
         import submitit
 
-        if self._process is not None and self._process.poll() is None:
-            self._process.send_signal(signal.SIGTERM)  # the run checkpoints after its iteration and exits
+        if self.stop():
             self._process.wait()
         return submitit.helpers.DelayedSubmission(RunJob(self.task))
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"task": self.task, "_process": None}
+        return {"task": self.task, "_process": None, "_stop_sent": False}
 
 
 def run_locally(tasks: list[RunTask], jobs: int, on_done: Callable[[RunTask], None] | None = None) -> None:
     """Each task in a subprocess of this machine, ``jobs`` at a time, started in order; ``on_done(task)``
     in this thread as each finishes (while the others train). A failed run does not stop the others:
-    the failures are raised together at the end."""
+    the failures are raised together at the end.
 
-    def execute(task: RunTask) -> RunTask:
+    SIGTERM or SIGINT to this process stops the experiment: no further run starts, each running one
+    is sent SIGTERM (it checkpoints after its current iteration and exits), and once they have ended
+    ``RunStopped`` is raised (exit code 143 or 130); the same command continues the experiment."""
+    from equilibria.training.run import RunStopped, stop_requests  # torch: only when runs are launched
+
+    running: dict[str, RunJob] = {}
+    stopping = threading.Event()
+
+    def execute(task: RunTask) -> tuple[RunTask, str]:
+        if stopping.is_set():
+            return task, "not started"
         print(f"{task.label}: {task.state()} ...", flush=True)
-        RunJob(task)()
-        print(f"{task.label}: finished", flush=True)
-        return task
+        running[task.label] = job = RunJob(task)
+        try:
+            outcome = job()
+        finally:
+            del running[task.label]
+        print(f"{task.label}: {outcome}", flush=True)
+        return task, outcome
 
-    failures = []
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        for future in as_completed([pool.submit(execute, task) for task in tasks]):
-            try:
-                task = future.result()
-            except RuntimeError as error:
-                failures.append(str(error))
-                continue
-            if on_done is not None:
-                on_done(task)
+    failures, signalled, outcomes = [], set(), []
+    with stop_requests() as requested, ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = [pool.submit(execute, task) for task in tasks]
+        pending = set(futures)
+        while pending:
+            finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            finished = sorted(finished, key=futures.index)  # those done together: in the order started
+            if requested:
+                stopping.set()  # a job started since the last look is signalled at the next one
+                signalled.update(label for label, job in list(running.items())
+                                 if label not in signalled and job.stop())
+            for future in finished:
+                try:
+                    task, outcome = future.result()
+                except RuntimeError as error:
+                    failures.append(str(error))
+                    continue
+                outcomes.append(outcome)
+                if outcome == "stopped" and not requested:
+                    failures.append(f"{task.label} stopped by a signal before its last step (a checkpoint "
+                                    f"written): see {task.run_dir / 'stdout.log'}")
+                elif outcome in ("done", "finished") and on_done is not None:
+                    on_done(task)
+    if requested:
+        name = signal.Signals(requested[0]).name
+        raise RunStopped(f"experiment stopped by {name}: {outcomes.count('stopped')} runs stopped with a "
+                         f"checkpoint, {outcomes.count('not started')} not started"
+                         + (f", {len(failures)} failed ({'; '.join(failures)})" if failures else "")
+                         + "; continue with the same command", 128 + requested[0])
     if failures:
         raise RuntimeError("\n".join(failures))
 

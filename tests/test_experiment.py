@@ -302,3 +302,34 @@ def test_a_failed_run_does_not_stop_the_others_and_is_raised_at_the_end(tmp_path
     with pytest.raises(RuntimeError, match="^b failed \\(exit 1\\)\nd failed \\(exit 1\\)$"):
         launch.run_locally(tasks, 1, on_done=lambda task: done.append(task.label))
     assert done == ["a", "c"]
+
+
+def test_sigterm_to_the_experiment_stops_its_runs_with_checkpoints_and_starts_no_more(tmp_path):
+    import os
+    import signal
+    import threading
+    import time
+
+    from equilibria.training.run import RunStopped
+
+    experiment = tiny_experiment(tmp_path, 3000, [0, 1, 2], log=", checkpoint_every: 1000")
+    first, second = tmp_path / "out" / "small" / "s0", tmp_path / "out" / "small" / "s1"
+
+    def signal_once_training():  # SIGTERM to this process (the experiment's), as pkill would send it
+        deadline = time.monotonic() + 120
+        while not all((run / "metrics.jsonl").exists() for run in (first, second)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    thread = threading.Thread(target=signal_once_training, daemon=True)
+    thread.start()
+    with pytest.raises(RunStopped, match="stopped by SIGTERM: 2 runs stopped with a checkpoint, 1 not started") as info:
+        run_experiment(experiment, tmp_path / "out", jobs=2, extra=["log.progress=false"])
+    thread.join()
+    assert info.value.exit_code == 143
+    tasks = {run.name: RunTask(run.name, run, experiment.groups["small"].config, [], 3000)
+             for run in sorted((tmp_path / "out" / "small").iterdir())}
+    assert [task.state() for task in tasks.values()] == ["partial", "partial"]  # s2 was never started
+    assert "stopped by SIGTERM after step" in (first / "stdout.log").read_text()
+    stopped_at = json.loads((first / "metrics.jsonl").read_text().splitlines()[-1])["step"]
+    assert 0 < stopped_at < 3000
