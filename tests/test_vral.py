@@ -158,3 +158,36 @@ def test_centred_gaussian_batches_for_the_mean_subtraction_variant():
     torch.manual_seed(0)
     plain = meta_discriminator_loss(meta, torch.zeros(4, dtype=torch.float64), mean=-1.0, draws=3)
     assert plain.item() != pytest.approx(2 * math.log(2))
+
+
+def test_variance_meta_terms_read_a_larger_generated_batch_as_batches_of_m():
+    """AdvAs's r with train.generator_batch_size = k m: the fake term is the mean over the k batches,
+    each centred by its own mean in the mean-subtraction variant (not by the mean of all k m)."""
+    d_real = torch.tensor([0.1, 0.2, 0.3], dtype=torch.float64)
+    d_fake = torch.tensor([1.0, 2.0, 6.0, 0.0, 0.0, 3.0], dtype=torch.float64)  # sums 9 and 3
+    for subtract, expected in ((False, (softplus(-9.0) + softplus(-3.0)) / 2), (True, softplus(0.0))):
+        real_meta, fake_meta = linear_meta(3), linear_meta(3)
+        component = VarianceMeta(real_meta, fake_meta, torch.optim.SGD([*real_meta.parameters()], lr=0.0),
+                                 mu_real=1.0, mu_fake=-1.0, mean_subtraction=subtract)
+        terms = component.adversary_terms(ONE, None, None, d_real, d_fake)
+        assert terms["meta_fake"].item() == pytest.approx(expected)
+    # centred by the mean of all six (2), the first half would sum to 3: softplus(-3) and softplus(+3)
+    assert softplus(0.0) != pytest.approx((softplus(-3.0) + softplus(3.0)) / 2)
+
+
+def test_advas_with_vral_trains_on_a_multiple_of_the_batch_and_refuses_the_rest(tmp_path):
+    from test_run import metrics
+
+    from equilibria.training.config import ConfigError, load_config
+    from equilibria.training.run import train
+
+    base = ["objective=vral", "vral.enabled=true", "advas.enabled=true", "train.batch_size=16", "train.steps=2",
+            "generator.width=8", "discriminator.width=8", "log.every=1", "log.progress=false",
+            "log.tensorboard=false", "threads=1"]
+    run = train(load_config(None, [*base, "train.generator_batch_size=32"]), tmp_path / "run")
+    assert all(math.isfinite(record["advas/r"]) for record in metrics(run))
+    with pytest.raises(ConfigError, match=r"'train.generator_batch_size': got 24 with advas.enabled=true and "
+                                          r"vral.variant=variance; allowed: null, or a multiple of train.batch_size"):
+        load_config(None, [*base, "train.generator_batch_size=24"])
+    with pytest.raises(ConfigError, match=r"got 32 with advas.enabled=true and vral.variant=lipschitz"):
+        load_config(None, [*base[1:], "vral.variant=lipschitz", "train.generator_batch_size=32"])

@@ -110,8 +110,12 @@ class VarianceMeta(Component):
         self.mean_subtraction, self.weight = mean_subtraction, weight
 
     def _fake_outputs(self, d_fake: Tensor) -> Tensor:
-        """The outputs on generated data, centred by their batch mean in the mean-subtraction variant."""
-        return d_fake - d_fake.mean() if self.mean_subtraction else d_fake
+        """The outputs on generated data in batches of the meta-discriminator's size, each centred by
+        its mean in the mean-subtraction variant. AdvAs's r reads L_adv on the generator's step, whose
+        samples may be k batches' worth (``train.generator_batch_size``): (k m,) -> (k, m)."""
+        if d_fake.numel() != self.fake_meta.batch_size:
+            d_fake = d_fake.reshape(-1, self.fake_meta.batch_size)
+        return d_fake - d_fake.mean(dim=-1, keepdim=True) if self.mean_subtraction else d_fake
 
     def update_before_adversary(self, trainer, real, fake, d_real, d_fake) -> dict:
         d_real, d_fake = trainer.parallel.gather(d_real), trainer.parallel.gather(d_fake)  # the global batch
@@ -231,6 +235,14 @@ def _check_config(section: VralConfig, config: Any, objective: Objective) -> Non
         raise ConfigError(f"config key 'objective': got {config.objective!r} without meta-discriminators; "
                           "allowed with vral.enabled=true and vral.variant=variance (VRAL trains the adversary "
                           "through them alone)")
+    train = config.train
+    if (section.enabled and config.advas.enabled and train.generator_batch_size not in (None, train.batch_size)
+            and (section.variant != "variance" or train.generator_batch_size % train.batch_size)):
+        raise ConfigError(f"config key 'train.generator_batch_size': got {train.generator_batch_size} with "
+                          f"advas.enabled=true and vral.variant={section.variant}; allowed: null, or a multiple of "
+                          f"train.batch_size ({train.batch_size}) with vral.variant=variance: AdvAs's r reads the "
+                          "meta-discriminators' terms on the generator's samples, in batches of train.batch_size "
+                          "(the lipschitz variant pairs each with a real sample)")
     if section.separate_means and not (section.mean_subtraction and config.objective in OBJECTIVES):
         raise ConfigError(f"config key 'vral.separate_means': got true with vral.mean_subtraction="
                           f"{str(section.mean_subtraction).lower()} and objective={config.objective}; allowed: "
