@@ -168,7 +168,7 @@ def run_locally(tasks: list[RunTask], jobs: int, on_done: Callable[[RunTask], No
                                     f"written): see {task.run_dir / 'stdout.log'}")
                 elif outcome in ("done", "finished") and on_done is not None:
                     on_done(task)
-    if requested:
+    if requested and {"stopped", "not started"} & set(outcomes):  # not when every run had already ended
         name = signal.Signals(requested[0]).name
         raise RunStopped(f"experiment stopped by {name}: {outcomes.count('stopped')} runs stopped with a "
                          f"checkpoint, {outcomes.count('not started')} not started"
