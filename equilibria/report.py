@@ -44,8 +44,9 @@ def series(run_dir: str | Path, key: str) -> tuple[np.ndarray, np.ndarray, np.nd
 
 
 def summary(groups: Mapping[str, Sequence[Path]], key: str, lower_is_better: bool = True) -> list[dict]:
-    """Per group: the best value of each run, their mean and standard deviation, the mean final value
-    and the mean wall-clock seconds of the runs. Runs that never logged ``key`` are left out, and a
+    """Per group: the best value of each run, their mean and standard deviation, the final value, the
+    mean over the last quarter of the steps (a steadier plateau level than one final evaluation), the
+    change over that quarter, and the mean wall-clock seconds of the runs. Runs that never logged ``key`` are left out, and a
     group with none (a metric only some methods log) has no row."""
     rows = []
     for label, runs in groups.items():
@@ -59,6 +60,7 @@ def summary(groups: Mapping[str, Sequence[Path]], key: str, lower_is_better: boo
         rows.append({"group": label, "runs": len(logged), "best_mean": statistics.fmean(bests),
                      "best_std": statistics.stdev(bests) if len(bests) > 1 else 0.0, "bests": bests,
                      "final_mean": statistics.fmean(finals), "finals": finals,
+                     "last_quarters": [_last_quarter_mean(records, key) for records in logged],
                      "drifts": [_last_quarter_change(records, key) for records in logged],
                      "seconds_mean": statistics.fmean(seconds)})
     return rows
@@ -73,35 +75,45 @@ def _last_quarter_change(records: Sequence[dict], key: str) -> float:
     return float(final[key] - earlier[-1][key])
 
 
+def _last_quarter_mean(records: Sequence[dict], key: str) -> float:
+    """The mean of the values of ``key`` logged after 3/4 of the final step (the final one included)."""
+    logged = [r for r in records if _has(r, key)]
+    last = logged[-1]["step"]
+    return statistics.fmean(float(r[key]) for r in logged if r["step"] > 0.75 * last or r is logged[-1])
+
+
 def _interval(values: Sequence[float], sign: bool = False) -> str:
     i, f = mean_interval(values), "+.3g" if sign else ".3g"
     return f"{i.mean:{f}}" if i.n < 2 else f"{i.mean:{f}} [{i.low:{f}}, {i.high:{f}}]"
 
 
 def markdown_table(rows: Sequence[dict], key: str) -> str:
-    """Per group: best and final value, mean over seeds with its 95% bootstrap interval, and the change
-    over the last quarter of the steps (the plateau check: its interval should hold 0)."""
-    lines = [f"| group | seeds | best {key} [95% CI] | per seed | final {key} [95% CI] | seconds per run "
-             "| change over the last quarter [95% CI] |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    """Per group: best and final value and the mean over the last quarter of the steps, each a mean over
+    seeds with its 95% bootstrap interval, and the change over that quarter (the plateau check: its
+    interval should hold 0)."""
+    lines = [f"| group | seeds | best {key} [95% CI] | per seed | final {key} [95% CI] | last quarter's mean [95% CI] "
+             "| seconds per run | change over the last quarter [95% CI] |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         per_seed = ", ".join(f"{b:.3g}" for b in r["bests"])
         lines.append(f"| {r['group']} | {r['runs']} | {_interval(r['bests'])} | {per_seed} | "
-                     f"{_interval(r['finals'])} | {r['seconds_mean']:.0f} | {_interval(r['drifts'], sign=True)} |")
+                     f"{_interval(r['finals'])} | {_interval(r['last_quarters'])} | {r['seconds_mean']:.0f} | {_interval(r['drifts'], sign=True)} |")
     return "\n".join(lines)
 
 
 def comparison_table(rows: Sequence[dict], baselines: Mapping[str, str], key: str, lower_is_better: bool) -> str:
     """Each group against its baseline (``baselines``: group -> baseline group): the difference of the
-    means of the best and of the final values, with 95% bootstrap intervals, Welch's t-test p-value,
-    and the verdict on "better"."""
+    means of the best values, of the final values and of the last quarter's means, with 95% bootstrap
+    intervals, Welch's t-test p-value, and the verdict on "better"."""
     by_group = {r["group"]: r for r in rows}
     lines = ["| group - baseline | best: difference [95% CI] | Welch p | verdict | final: difference [95% CI] "
-             "| Welch p | verdict |", "| --- | --- | --- | --- | --- | --- | --- |"]
+             "| Welch p | verdict | last quarter: difference [95% CI] | Welch p | verdict |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for group, baseline in baselines.items():
         if group not in by_group or baseline not in by_group:
             continue  # a metric that one of them never logged
         cells = []
-        for which in ("bests", "finals"):
+        for which in ("bests", "finals", "last_quarters"):
             c = compare(by_group[group][which], by_group[baseline][which], lower_is_better)
             p_value = "n/a" if math.isnan(c.p_value) else f"{c.p_value:.2g}"  # no spread in either group
             cells += [f"{c.difference:+.3g} [{c.low:+.3g}, {c.high:+.3g}]", p_value, f"**{c.verdict}**"]

@@ -142,10 +142,11 @@ def metric_section(groups: dict[str, list[Path]], key: str) -> str:
     rows = report.summary(groups, key, lower_is_better=lower)
     figure = report.curves_figure(groups, key, title=key)
     table = "".join(f"<tr><td>{html.escape(r['group'])}</td><td>{r['runs']}</td><td>{_interval(r['bests'])}</td>"
-                    f"<td>{_interval(r['finals'])}</td></tr>" for r in rows)
+                    f"<td>{_interval(r['finals'])}</td><td>{_interval(r['last_quarters'])}</td></tr>" for r in rows)
     note = ("lower is better" if lower else "higher is better") if key.startswith("eval/") else "a diagnostic"
     return (f"<h3>{html.escape(key)} <small>({note})</small></h3>{_img(_png(figure), key)}"
-            f"<table><tr><th>group</th><th>seeds</th><th>best [95% CI]</th><th>final [95% CI]</th></tr>{table}"
+            f"<table><tr><th>group</th><th>seeds</th><th>best [95% CI]</th><th>final [95% CI]</th>"
+            f"<th>last quarter's mean [95% CI]</th></tr>{table}"
             "</table>")
 
 

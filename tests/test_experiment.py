@@ -30,8 +30,14 @@ def test_summary_and_table_from_hand_written_runs(tmp_path):
     # the intervals of two seeds span their two values (BCa bootstrap of the mean)
     # the last-quarter change: a 40 - 30 (step 4 against step 3), b 25 - 20 (step 3 against step 1)
     assert row["drifts"] == [10.0, 5.0]
+    # the mean over the last quarter (after 3/4 of the final step): a step 4 alone (40), b step 3 alone (25)
+    assert row["last_quarters"] == [40.0, 25.0]
     table = report.markdown_table([row], "fid")
-    assert "| g | 2 | 25 [20, 30] | 30, 20 | 32.5 [25, 40] | 5 | +7.5 [+5, +10] |" in table
+    assert "| g | 2 | 25 [20, 30] | 30, 20 | 32.5 [25, 40] | 32.5 [25, 40] | 5 | +7.5 [+5, +10] |" in table
+    c = tmp_path / "c"  # evaluations at steps 2, 4, ..., 16: the last quarter is steps 14 and 16
+    write_metrics(c, [{"step": 2 * i, "seconds": float(i), "fid": float(i * i)} for i in range(1, 9)])
+    (row_c,) = report.summary({"c": [c]}, "fid")
+    assert row_c["last_quarters"] == [(49.0 + 64.0) / 2] and row_c["finals"] == [64.0]
     steps, seconds, values = report.series(a, "fid")
     assert steps.tolist() == [1, 3, 4] and values.tolist() == [50.0, 30.0, 40.0]
     path = report.plot_curves({"g": [a, b]}, "fid", tmp_path / "c.png")
@@ -179,8 +185,9 @@ def test_comparison_table_gives_differences_intervals_tests_and_verdicts(tmp_pat
     assert lines[0].startswith("| group - baseline | best: difference [95% CI] | Welch p | verdict |")
     method = next(line for line in lines if line.startswith("| method - baseline |"))
     worse = next(line for line in lines if line.startswith("| worse - baseline |"))
-    assert method.startswith("| method - baseline | -9.5 [") and method.count("**holds**") == 2  # best and final
-    assert worse.startswith("| worse - baseline | +10 [") and worse.count("**fails**") == 2
+    # best, final and the last quarter's mean (here the final value: one evaluation after step 1.5)
+    assert method.startswith("| method - baseline | -9.5 [") and method.count("**holds**") == 3
+    assert worse.startswith("| worse - baseline | +10 [") and worse.count("**fails**") == 3
     assert len(lines) == 4
 
 
