@@ -99,20 +99,19 @@ class RunJob:
             raise RuntimeError(f"{self.task.label} failed (exit {code}): see {self.task.run_dir / 'stdout.log'}")
         return "finished"
 
-    def stop(self) -> bool:
-        """Send the run's process SIGTERM (it checkpoints after its iteration and exits); False when it
-        has no live process (not started yet, or ended)."""
-        if self._process is None or self._process.poll() is not None:
-            return False
-        self._process.send_signal(signal.SIGTERM)
-        self._stop_sent = True
-        return True
+    def stop(self) -> None:
+        """Send the run's live process SIGTERM, once (it checkpoints after its iteration and exits); a
+        no-op before the process starts and after it ends."""
+        if not self._stop_sent and self._process is not None and self._process.poll() is None:
+            self._process.send_signal(signal.SIGTERM)
+            self._stop_sent = True
 
     def checkpoint(self) -> Any:
         """Called by submitit on SLURM's (or its local executor's) signal before a timeout or preemption."""
         import submitit
 
-        if self.stop():
+        self.stop()
+        if self._process is not None:
             self._process.wait()
         return submitit.helpers.DelayedSubmission(RunJob(self.task))
 
@@ -145,7 +144,7 @@ def run_locally(tasks: list[RunTask], jobs: int, on_done: Callable[[RunTask], No
         print(f"{task.label}: {outcome}", flush=True)
         return task, outcome
 
-    failures, signalled, outcomes = [], set(), []
+    failures, outcomes = [], []
     with stop_requests() as requested, ThreadPoolExecutor(max_workers=jobs) as pool:
         futures = [pool.submit(execute, task) for task in tasks]
         pending = set(futures)
@@ -154,8 +153,8 @@ def run_locally(tasks: list[RunTask], jobs: int, on_done: Callable[[RunTask], No
             finished = sorted(finished, key=futures.index)  # those done together: in the order started
             if requested:
                 stopping.set()  # a job started since the last look is signalled at the next one
-                signalled.update(label for label, job in list(running.items())
-                                 if label not in signalled and job.stop())
+                for job in list(running.values()):
+                    job.stop()
             for future in finished:
                 try:
                     task, outcome = future.result()

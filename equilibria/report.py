@@ -46,8 +46,8 @@ def series(run_dir: str | Path, key: str) -> tuple[np.ndarray, np.ndarray, np.nd
 def summary(groups: Mapping[str, Sequence[Path]], key: str, lower_is_better: bool = True) -> list[dict]:
     """Per group: the best value of each run, their mean and standard deviation, the final value, the
     mean over the last quarter of the steps (a steadier plateau level than one final evaluation), the
-    change over that quarter, and the mean wall-clock seconds of the runs. Runs that never logged ``key`` are left out, and a
-    group with none (a metric only some methods log) has no row."""
+    change over that quarter, and the mean wall-clock seconds of the runs. Runs that never logged
+    ``key`` are left out, and a group with none (a metric only some methods log) has no row."""
     rows = []
     for label, runs in groups.items():
         logged = [records for records in map(load_metrics, runs) if any(_has(r, key) for r in records)]
@@ -97,7 +97,8 @@ def markdown_table(rows: Sequence[dict], key: str) -> str:
     for r in rows:
         per_seed = ", ".join(f"{b:.3g}" for b in r["bests"])
         lines.append(f"| {r['group']} | {r['runs']} | {_interval(r['bests'])} | {per_seed} | "
-                     f"{_interval(r['finals'])} | {_interval(r['last_quarters'])} | {r['seconds_mean']:.0f} | {_interval(r['drifts'], sign=True)} |")
+                     f"{_interval(r['finals'])} | {_interval(r['last_quarters'])} | {r['seconds_mean']:.0f} | "
+                     f"{_interval(r['drifts'], sign=True)} |")
     return "\n".join(lines)
 
 
