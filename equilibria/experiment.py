@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -165,13 +165,20 @@ def run_experiment(experiment: Experiment, out: Path, *, jobs: int = 1, threads:
 def run_experiments(studies: list[tuple[Experiment, Path]], *, jobs: int = 1, threads: int = 1,
                     extra: list[str] | None = None, processes: int = 1, launcher: str = "local",
                     cluster: dict[str, Any] | None = None,
-                    on_finished: Callable[[int, dict[str, list[Path]]], None] | None = None
-                    ) -> list[dict[str, list[Path]]]:
+                    on_finished: Callable[[int, dict[str, list[Path]]], None] | None = None,
+                    only: Collection[str] | None = None) -> list[dict[str, list[Path]]]:
     """``run_experiment`` for several experiments (each with its directory) as one queue: their
     unfinished runs in the order given, ``jobs`` at a time, so that the next experiment's first runs
     start while the last runs of one are still training. Returns the run directories by group of each.
     ``on_finished(i, runs)`` is called once the i-th experiment has no run left to train (with the
-    local launcher, as soon as its last run ends, while later ones train; e.g. to write its report)."""
+    local launcher, as soon as its last run ends, while later ones train; e.g. to write its report).
+    ``only`` names the groups to train (the others' runs are left as they are but still returned)."""
+    if only is not None:
+        known = {name for experiment, _ in studies for name in experiment.groups}
+        unknown = sorted(set(only) - known)
+        if unknown or not only:
+            raise ConfigError(f"groups: got {','.join(unknown) or repr('')}; allowed: a comma-separated list of "
+                              f"{', '.join(sorted(known))}")
     if launcher not in LAUNCHERS:
         raise ConfigError(f"launcher: got {launcher!r}; allowed: {', '.join(LAUNCHERS)}")
     if processes < 1:
@@ -189,7 +196,7 @@ def run_experiments(studies: list[tuple[Experiment, Path]], *, jobs: int = 1, th
             gpus = processes if config.device.startswith("cuda") else gpus
             if task.state() == "done":
                 print(f"{task.label}: done", flush=True)
-            else:
+            elif only is None or name in only:
                 tasks.append(task)
                 study_of[task.run_dir] = i
                 left[i] += 1

@@ -103,6 +103,24 @@ def test_runs_are_trained_seed_by_seed(tmp_path, monkeypatch):
     assert runs == {g: [tmp_path / "out" / g / "s0", tmp_path / "out" / g / "s1"] for g in ("a", "b")}
 
 
+def test_groups_option_trains_only_the_named_groups_in_the_files_order(tmp_path, monkeypatch, capsys):
+    from equilibria.cli.main import main
+
+    (tmp_path / "c.yaml").write_text("train: {steps: 2, batch_size: 16}\ngenerator: {width: 8}\n"
+                                     "discriminator: {width: 8}\nlog: {every: 1, tensorboard: false}\n")
+    (tmp_path / "e.yaml").write_text("seeds: [0, 1]\nmetrics: [loss_adv]\ngroups: {a: {config: c.yaml}, "
+                                     "b: {config: c.yaml}, c: {config: c.yaml}}\n")
+    monkeypatch.chdir(tmp_path)
+    started = []
+    monkeypatch.setattr("equilibria.experiment.run_locally",
+                        lambda tasks, jobs, on_done: started.extend(t.label for t in tasks))
+    assert main(["experiment", "e.yaml", "--groups", "c,a"]) in (0, None)
+    assert started == ["a/s0", "c/s0", "a/s1", "c/s1"]  # the file's order, seed by seed; b left alone
+    assert main(["experiment", "e.yaml", "--groups", "a,x"]) == 2
+    assert "groups: got x; allowed: a comma-separated list of a, b, c" in capsys.readouterr().err
+    assert len(started) == 4
+
+
 def test_an_archive_keeps_finished_runs_records_and_counts_them_done(tmp_path, capsys):
     experiment = tiny_experiment(tmp_path, 4, [0, 1], log=", checkpoint_every: 2")
     out = tmp_path / "out"

@@ -114,7 +114,7 @@ def _experiment(args: argparse.Namespace) -> None:
         cluster[f"slurm_{key}"] = yaml.safe_load(value)
     run_experiments([(experiment, out) for _, _, experiment, out in studies], jobs=args.jobs, threads=args.threads,
                     extra=args.set, processes=args.processes, launcher=args.launcher, cluster=cluster,
-                    on_finished=finish)
+                    on_finished=finish, only=args.groups.split(",") if args.groups is not None else None)
 
 
 def _report(args: argparse.Namespace) -> None:
@@ -203,6 +203,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", help="one of the file's scales (e.g. paper: the paper's widths, batches and steps); "
                                    "runs go to runs/<file>-<scale>")
     p.add_argument("--quick", action="store_true", help="the file's quick scale: the same code in a few minutes")
+    p.add_argument("--groups", metavar="A,B",
+                   help="train only these groups (e.g. to finish the cheap ones first); the report still covers "
+                        "every group's finished runs")
     p.add_argument("--report-only", action="store_true", help="only (re)write the report from existing runs")
     p.add_argument("--status", action="store_true",
                    help="only print where the experiment stands: runs done, partial and new per group, and the "
