@@ -267,28 +267,42 @@ def main(argv: list[str] | None = None) -> int:
     from equilibria.training.config import ConfigError
     from equilibria.training.run import RunStopped
 
+    stopped_together = False  # every process reached the same point: wait for the others before leaving
     try:
         args.func(args)
-        distributed = sys.modules.get("torch.distributed")
-        if distributed is not None and distributed.is_initialized():
-            distributed.barrier()  # every process done (the first one writes last) before the group goes
-            distributed.destroy_process_group()
+        code, stopped_together = 0, True
     except RunStopped as stopped:
         print(f"equilibria: {stopped}", file=sys.stderr)
-        return stopped.exit_code
+        code, stopped_together = stopped.exit_code, True
     except NonFiniteError as error:
         _print_error(error)
-        return 3
+        code = 3
     except (ConfigError, CheckpointError, DownloadError, FileNotFoundError, ValueError) as error:
         _print_error(error)
-        return 2
+        code = 2
     except OSError as error:
         _print_error(error)
-        return 1
+        code = 1
     except KeyboardInterrupt:
         print("equilibria: interrupted", file=sys.stderr)
-        return 130
-    return 0
+        code = 130
+    finally:
+        _leave_process_group(wait=stopped_together)
+    return code
+
+
+def _leave_process_group(wait: bool) -> None:
+    """Under torchrun, end the process group before Python exits: gloo's threads torn down at interpreter
+    exit abort the process ("terminate called without an active exception", pytorch/pytorch#190489),
+    and torchrun, seeing one process fail, kills the others mid-checkpoint. With ``wait``, every process
+    first reaches the barrier (the first one writes last; a stopped run's messages are all printed
+    before torchrun sees an exit)."""
+    distributed = sys.modules.get("torch.distributed")
+    if distributed is None or not distributed.is_initialized():
+        return
+    if wait:
+        distributed.barrier()
+    distributed.destroy_process_group()
 
 
 if __name__ == "__main__":

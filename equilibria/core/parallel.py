@@ -102,9 +102,9 @@ class DataParallel:
         loss; the gradient average then divides by their number)."""
         if self.world == 1:
             return batch
-        from torch.distributed._functional_collectives import all_gather_tensor_autograd, wait_tensor
+        from torch.distributed.nn.functional import all_gather  # differentiable, in every torch 2.x
 
-        return wait_tensor(all_gather_tensor_autograd(batch.contiguous(), 0, dist.group.WORLD))
+        return torch.cat(all_gather(batch))
 
     def broadcast(self, value: object) -> object:
         """The first process's ``value``, on every process (a run directory named by the clock)."""
