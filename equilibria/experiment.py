@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -224,15 +225,52 @@ def run_experiments(studies: list[tuple[Experiment, Path]], *, jobs: int = 1, th
     return all_runs
 
 
-def _last_record(run_dir: Path) -> dict:
-    """The last whole line of ``run_dir/metrics.jsonl`` ({} without one)."""
+def _records(run_dir: Path) -> list[dict]:
+    """The whole lines of ``run_dir/metrics.jsonl`` ([] without one; a torn last line left out)."""
     path = run_dir / "metrics.jsonl"
-    for line in reversed(path.read_text().splitlines() if path.is_file() else []):
+    records = []
+    for line in path.read_text().splitlines() if path.is_file() else []:
         try:
-            return json.loads(line)
+            records.append(json.loads(line))
         except json.JSONDecodeError:
-            continue  # a torn last line
-    return {}
+            continue
+    return records
+
+
+def _cost(records: list[dict]) -> tuple[int, float] | None:
+    """(steps, seconds) a run's records account for: its training time and every evaluation's
+    (``eval_seconds``; none in records written before it was logged); None before its first step."""
+    timed = [r for r in records if r.get("step", 0) > 0 and "seconds" in r]
+    if not timed:
+        return None
+    last = timed[-1]
+    evaluations = sum(r.get("eval_seconds", 0.0) for r in records if r.get("step", 0) <= last["step"])
+    return last["step"], last["seconds"] + evaluations
+
+
+def probe(experiment: Experiment, group: str, steps: int, threads: int = 1,
+          extra: list[str] | None = None) -> float:
+    """Seconds per step of ``group`` measured here: its first seed trained for ``steps`` steps in a
+    temporary directory, evaluated once at the end; the training time per step plus the evaluation's
+    time divided by the run's ``eval.every``. One-time costs (building the networks, the evaluation's
+    reference features) are left out, as the runs pay them once."""
+    import tempfile
+
+    from equilibria.training.run import train
+
+    if steps < 1:
+        raise ConfigError(f"probe: got {steps} steps; allowed: an integer >= 1")
+    spec = experiment.groups[group]
+    overrides = [*experiment.overrides, *spec.overrides, *(extra or []), f"seed={experiment.seeds[0]}",
+                 f"threads={threads}", "log.progress=false", "log.tensorboard=false"]
+    every = load_config(spec.config, overrides).eval.every
+    short = [f"train.steps={steps}", f"log.every={steps}", f"log.sample_every={steps}",
+             f"log.checkpoint_every={steps}", *([f"eval.every={steps}"] if every else [])]
+    with tempfile.TemporaryDirectory(prefix=f"probe-{group}-") as directory:
+        train(load_config(spec.config, [*overrides, *short]), Path(directory) / group)
+        records = _records(Path(directory) / group)
+    seconds = max(r["seconds"] for r in records) / steps
+    return seconds + (sum(r.get("eval_seconds", 0.0) for r in records) / every if every else 0.0)
 
 
 def _checkpoint_step(run_dir: Path) -> int:
@@ -244,39 +282,46 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h" if seconds >= 5400 else f"{seconds / 60:.0f} min"
 
 
-def progress(experiment: Experiment, out: Path, jobs: int = 1, extra: list[str] | None = None) -> str:
+def progress(experiment: Experiment, out: Path, jobs: int = 1, extra: list[str] | None = None,
+             probe_steps: int = 0, threads: int = 1) -> str:
     """Where an experiment stands: per group, its runs done, partial (with the step each resumes from) and new,
-    the training time per 1000 steps measured on its runs so far, and the time left; then the total, in
-    core time and in wall-clock time at ``jobs`` runs at a time (groups without a measured run not counted)."""
+    the time per 1000 steps (training and evaluation) measured on its runs so far, and the time left; then the
+    total, in core time and in wall-clock time at ``jobs`` runs at a time. A group without a measured run is
+    timed by ``probe`` when ``probe_steps`` > 0 (marked "probe"), else not counted."""
     rows, unknown, total_left = [], [], 0.0
-    by_group: dict[str, list[tuple[RunTask, dict]]] = {name: [] for name in experiment.groups}
+    by_group: dict[str, list[tuple[RunTask, list[dict]]]] = {name: [] for name in experiment.groups}
     for name, _, task in _tasks(experiment, out, extra):
-        by_group[name].append((task, _last_record(task.run_dir)))
+        by_group[name].append((task, _records(task.run_dir)))
     counts = {"done": 0, "partial": 0, "new": 0}
     for name, tasks in by_group.items():
-        states = [(task, record, task.state()) for task, record in tasks]
+        states = [(task, records, task.state()) for task, records in tasks]
         for *_, state in states:
             counts[state] += 1
-        measured = [(r["step"], r["seconds"]) for _, r, _ in states if r.get("step", 0) > 0 and "seconds" in r]
+        measured = [cost for _, records, _ in states if (cost := _cost(records)) is not None]
         rate = sum(s for _, s in measured) / sum(n for n, _ in measured) if measured else None
         start = {task.label: _checkpoint_step(task.run_dir) if state == "partial" else 0 for task, _, state in states}
         left_steps = sum(task.steps - start[task.label] for task, _, state in states if state != "done")
         partial = ", ".join(f"{task.run_dir.name} at {start[task.label]}" for task, _, state in states
                             if state == "partial")
+        probed = rate is None and left_steps > 0 and probe_steps > 0
+        if probed:
+            print(f"{name}: probing {probe_steps} steps", file=sys.stderr, flush=True)
+            rate = probe(experiment, name, probe_steps, threads, extra)
         if rate is None and left_steps:
             unknown.append(name)
         left = left_steps * rate if rate is not None else None
         total_left += left or 0.0
         rows.append(f"| {name} | {sum(s == 'done' for *_, s in states)} | {partial} | "
                     f"{sum(s == 'new' for *_, s in states)} | "
-                    f"{'' if rate is None else f'{1000 * rate:.3g} s'} | "
+                    f"{'' if rate is None else f'{1000 * rate:.3g} s' + (' (probe)' if probed else '')} | "
                     f"{'?' if left is None else _duration(left)} |")
     lines = [f"{out}: {counts['done']} of {sum(counts.values())} runs done, {counts['partial']} partial, "
              f"{counts['new']} new", "",
-             "| group | done | partial (the step it resumes from) | new | training time per 1000 steps | left |",
+             "| group | done | partial (the step it resumes from) | new | time per 1000 steps | left |",
              "| --- | --- | --- | --- | --- | --- |", *rows, "",
-             f"Left: about {_duration(total_left)} of training, {_duration(total_left / jobs)} at --jobs {jobs}"
-             + (f"; not counted, no run measured yet: {', '.join(unknown)}" if unknown else "") + "."]
+             f"Left: about {_duration(total_left)} of training and evaluation, {_duration(total_left / jobs)} at "
+             f"--jobs {jobs}" + (f"; not counted, no run measured yet: {', '.join(unknown)} (--probe STEPS times "
+                                 "them)" if unknown else "") + "."]
     return "\n".join(lines) + "\n"
 
 

@@ -22,6 +22,7 @@ from equilibria.statistics import compare, compare_failures, mean_interval, shar
 
 
 HIGHER_IS_BETTER = ("is", "inception_score", "precision", "recall", "modes", "high_quality")  # metric name endings
+CLOCK_KEYS = ("step", "seconds", "eval_seconds")  # where a record is, and what it cost: not metrics
 
 
 def load_metrics(run_dir: str | Path) -> list[dict]:

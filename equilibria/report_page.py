@@ -128,7 +128,7 @@ def _metric_keys(groups: dict[str, list[Path]]) -> list[str]:
         for run in runs:
             for record in report.load_metrics(run):
                 keys.update(k for k, v in record.items()
-                            if isinstance(v, (int, float)) and k not in ("step", "seconds"))
+                            if isinstance(v, (int, float)) and k not in report.CLOCK_KEYS)
     return sorted(keys, key=lambda k: (not k.startswith(EVAL_FIRST), k not in DIAGNOSTICS, k))
 
 

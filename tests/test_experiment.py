@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from equilibria import report
-from equilibria.experiment import archive, load_experiment, progress, run_experiment, write_report
+from equilibria.experiment import archive, load_experiment, probe, progress, run_experiment, write_report
 from equilibria.launch import RunTask
 from equilibria.training.config import ConfigError
 
@@ -146,7 +146,9 @@ def test_an_archive_keeps_finished_runs_records_and_counts_them_done(tmp_path, c
 def test_progress_counts_the_runs_and_estimates_the_time_left_from_each_groups_measured_runs(tmp_path):
     experiment = tiny_experiment(tmp_path, 1000, [0, 1, 2], groups=("fast", "slow", "unstarted"))
     out = tmp_path / "out"
-    write_metrics(out / "fast" / "s0", [{"step": 500, "seconds": 4.0}, {"step": 1000, "seconds": 10.0}])
+    write_metrics(out / "fast" / "s0", [{"step": 500, "seconds": 4.0}, {"step": 500, "eval/fid": 9.0, "seconds": 4.0,
+                                                                        "eval_seconds": 1.5},
+                                        {"step": 1000, "seconds": 8.5}])  # 8.5 s training, 1.5 s evaluating
     write_metrics(out / "fast" / "s1", [{"step": 500, "seconds": 6.0}])
     (out / "fast" / "s1" / "checkpoints").mkdir()
     (out / "fast" / "s1" / "checkpoints" / "step-00000500.pt").touch()  # partial at step 500
@@ -154,15 +156,50 @@ def test_progress_counts_the_runs_and_estimates_the_time_left_from_each_groups_m
     (out / "slow" / "s0" / "metrics.jsonl").open("a").write('{"step": 300, "sec')  # a torn last line
     text = progress(experiment, out, jobs=2)
     assert text.startswith(f"{out}: 1 of 9 runs done, 1 partial, 7 new\n")
-    # fast: 16 s over 1500 steps; left: 500 (s1) + 1000 (s2) steps
+    # fast: 16 s over 1500 steps, training and evaluation; left: 500 (s1) + 1000 (s2) steps
     fast_left = 1500 * 16.0 / 1500
     assert f"| fast | 1 | s1 at 500 | 1 | {16000 / 1500:.3g} s | {fast_left / 60:.0f} min |" in text
     # slow: s0 has metrics but no checkpoint, so it starts anew: 1000 + 1000 + 1000 steps at 0.4 s
     assert "| slow | 0 |  | 3 | 400 s | 20 min |" in text
     assert "| unstarted | 0 |  | 3 |  | ? |" in text
-    assert text.rstrip().endswith(f"Left: about {(fast_left + 1200) / 60:.0f} min of training, "
+    assert text.rstrip().endswith(f"Left: about {(fast_left + 1200) / 60:.0f} min of training and evaluation, "
                                   f"{(fast_left + 1200) / 120:.0f} min at --jobs 2; not counted, no run measured "
-                                  "yet: unstarted.")
+                                  "yet: unstarted (--probe STEPS times them).")
+
+
+def test_a_probe_times_training_per_step_and_one_evaluation_per_eval_every(tmp_path, monkeypatch):
+    experiment = tiny_experiment(tmp_path, 1000, [4, 5])
+    trained = []
+
+    def train(config, run_dir):  # 20 steps in 3 s, an evaluation of 0.5 s (the run evaluates every 100 steps)
+        trained.append((config.seed, config.train.steps, config.eval.every, config.threads))
+        write_metrics(run_dir, [{"step": 20, "seconds": 3.0}, {"step": 20, "seconds": 3.0, "eval/fid": 1.0,
+                                                                "eval_seconds": 0.5}])
+
+    monkeypatch.setattr("equilibria.training.run.train", train)
+    assert probe(experiment, "small", 20, threads=2, extra=["eval.every=100"]) == pytest.approx(3.0 / 20 + 0.5 / 100)
+    assert trained == [(4, 20, 20, 2)]  # the first seed, evaluated once, at the end
+    assert probe(experiment, "small", 20) == pytest.approx(3.0 / 20)  # no eval.every: no evaluation counted
+    assert trained[-1] == (4, 20, 0, 1)
+    with pytest.raises(ConfigError, match="probe: got 0 steps; allowed: an integer >= 1"):
+        probe(experiment, "small", 0)
+
+
+def test_status_with_a_probe_counts_the_groups_without_a_measured_run(tmp_path, monkeypatch, capsys):
+    from equilibria.cli.main import main
+
+    tiny_experiment(tmp_path, 1000, [0, 1], groups=("measured", "unstarted"))
+    write_metrics(tmp_path / "runs" / "e" / "measured" / "s0", [{"step": 1000, "seconds": 2.0}])
+    monkeypatch.chdir(tmp_path)
+    assert main(["experiment", "e.yaml", "--status", "--probe", "3"]) in (0, None)
+    printed = capsys.readouterr()
+    assert "unstarted: probing 3 steps" in printed.err
+    row = next(line for line in printed.out.splitlines() if line.startswith("| unstarted |"))
+    assert row.startswith("| unstarted | 0 |  | 2 | ") and " s (probe) | " in row  # timed on this machine
+    assert "not counted" not in printed.out and not (tmp_path / "runs" / "e" / "unstarted").exists()
+    for args in (["--probe", "3"], ["--status", "--probe", "0"]):
+        assert main(["experiment", "e.yaml", *args]) == 2
+        assert "--probe: got " in capsys.readouterr().err
 
 
 def test_a_run_without_checkpoints_is_done_only_when_its_records_reach_its_steps(tmp_path):

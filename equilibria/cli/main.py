@@ -79,9 +79,12 @@ def _experiment(args: argparse.Namespace) -> None:
     if len({out for *_, out in studies}) < len(studies):
         raise ConfigError(f"experiment files: got {' '.join(args.files)}; allowed: files of different names "
                           "(each file's runs go to runs/<file name>)")
+    if args.probe is not None and (not args.status or args.probe < 1):
+        raise ConfigError(f"--probe: got {args.probe}{'' if args.status else ' without --status'}; allowed: an "
+                          "integer >= 1, with --status")
     if args.status:
         for _, _, experiment, out in studies:
-            print(progress(experiment, out, args.jobs, args.set), end="")
+            print(progress(experiment, out, args.jobs, args.set, args.probe or 0, args.threads), end="")
         return
 
     def finish(i: int, runs: dict[str, list[Path]]) -> None:  # an experiment with no run left: its report
@@ -210,6 +213,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--status", action="store_true",
                    help="only print where the experiment stands: runs done, partial and new per group, and the "
                         "time left (in wall-clock time at --jobs)")
+    p.add_argument("--probe", type=int, metavar="STEPS",
+                   help="with --status: time each group that has no measured run on a STEPS-step run of its first "
+                        "seed here (one evaluation; in a temporary directory), and count it in the time left")
     p.add_argument("--archive", metavar="DIR",
                    help="then copy the finished runs' records (config, metrics; no weights) and the report to DIR; "
                         "copied back into the experiment's directory they count as done (one file only)")

@@ -281,8 +281,10 @@ def _train(config: Config, run_dir: Path, parallel: DataParallel, resume: bool) 
                 if evaluate_generator is not None and (trainer.step % config.eval.every == 0 or trainer.step == steps):
                     eval_started = time.perf_counter()
                     scores = evaluate_generator(trainer.ema.model if trainer.ema is not None else trainer.generator)
-                    started += time.perf_counter() - eval_started  # the logged time is training time only
-                    log.metrics(trainer.step, elapsed, {f"eval/{name}": value for name, value in scores.items()})
+                    eval_seconds = time.perf_counter() - eval_started
+                    started += eval_seconds  # the logged time is training time only; the evaluation's is its own
+                    log.metrics(trainer.step, elapsed, {**{f"eval/{name}": value for name, value in scores.items()},
+                                                        "eval_seconds": round(eval_seconds, 3)})
                 if trainer.step % config.log.checkpoint_every == 0 or trainer.step == steps:
                     last_saved = save_checkpoint()
                 if parallel.any(bool(stop)):
