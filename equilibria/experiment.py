@@ -33,6 +33,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+import tempfile
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -254,8 +255,6 @@ def probe(experiment: Experiment, group: str, steps: int, threads: int = 1,
     temporary directory, evaluated once at the end; the training time per step plus the evaluation's
     time divided by the run's ``eval.every``. One-time costs (building the networks, the evaluation's
     reference features) are left out, as the runs pay them once."""
-    import tempfile
-
     from equilibria.training.run import train
 
     if steps < 1:
