@@ -11,6 +11,10 @@
    bf16 compiled, and fp32 with channels_last; median of ``--iterations`` after warm-up (which
    includes compilation), each iteration synchronised. One table: milliseconds, and each variant's
    ratio to fp32 eager.
+3. With ``--profile``, where an fp32 eager iteration's time goes (torch.profiler over ``--iterations``
+   iterations): wall time, the time the GPU's kernels ran, kernel launches and host-device
+   synchronisations, each per iteration. Kernel time well below wall time means the iteration is
+   bound by the host (Python and launches), so bf16 and larger batches cost little extra.
 
 Paths: AdvAs Appendix E.1 networks on MNIST, WGAN-GP, batch 256, the baselines with n_adv 1 and 5
 and AdvAs with n_adv 1 and 5; ICR's DCGAN 32x32 on CIFAR-10 with Adam (n_adv 5) and with ACGD (not
@@ -31,6 +35,8 @@ from pathlib import Path
 
 import torch
 import torch._dynamo
+from torch.autograd import DeviceType
+from torch.profiler import ProfilerActivity, profile
 
 from equilibria.data import Dataset
 from equilibria.training.build import build_trainer
@@ -75,12 +81,17 @@ def synchronise(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def iteration_ms(config_file: str, overrides: list[str], shape: tuple[int, ...], device: str, warmup: int,
-                 iterations: int) -> float:
+def warmed_trainer(config_file: str, overrides: list[str], shape: tuple[int, ...], device: str, warmup: int):
     config = load_config(CONFIGS / config_file, [f"device={device}", *overrides])
     trainer = build_trainer(config, random_images(shape, 4 * config.train.batch_size))
     for _ in range(warmup):
         trainer.train_step()
+    return trainer
+
+
+def iteration_ms(config_file: str, overrides: list[str], shape: tuple[int, ...], device: str, warmup: int,
+                 iterations: int) -> float:
+    trainer = warmed_trainer(config_file, overrides, shape, device, warmup)
     times = []
     for _ in range(iterations):
         synchronise(trainer.device)
@@ -90,6 +101,29 @@ def iteration_ms(config_file: str, overrides: list[str], shape: tuple[int, ...],
         times.append(time.perf_counter() - start)
     trainer.check_finite(parameters=True)
     return 1e3 * statistics.median(times)
+
+
+def profile_row(config_file: str, overrides: list[str], shape: tuple[int, ...], device: str, warmup: int,
+                iterations: int) -> str:
+    """Wall ms, GPU kernel ms, kernel launches and synchronisations per fp32 eager iteration."""
+    trainer = warmed_trainer(config_file, overrides, shape, device, warmup)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if trainer.device.type == "cuda" else [])
+    synchronise(trainer.device)
+    with profile(activities=activities) as profiler:
+        start = time.perf_counter()
+        for _ in range(iterations):
+            trainer.train_step()
+        synchronise(trainer.device)
+        wall = time.perf_counter() - start
+    events = profiler.key_averages()
+    wall_ms = 1e3 * wall / iterations
+    if trainer.device.type != "cuda":
+        return f"{wall_ms:12.2f} ms{'-':>16s}{'-':>12s}{'-':>12s}"
+    kernel_ms = 1e-3 * sum(e.self_device_time_total for e in events if e.device_type == DeviceType.CUDA)
+    launches = sum(e.count for e in events if e.key in ("cudaLaunchKernel", "cudaLaunchKernelExC"))
+    syncs = sum(e.count for e in events if e.key == "cudaStreamSynchronize")  # a read of a GPU value
+    return (f"{wall_ms:12.2f} ms{kernel_ms / iterations:13.2f} ms{launches / iterations:12.0f}"
+            f"{syncs / iterations:12.1f}")
 
 
 def cuda_checks(device: str) -> str:
@@ -114,6 +148,8 @@ def main() -> None:
     parser.add_argument("--paths", default=",".join(PATHS), help="comma-separated of the paths")
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated of the variants")
     parser.add_argument("--no-checks", action="store_true", help="skip the CUDA checks")
+    parser.add_argument("--profile", action="store_true",
+                        help="also profile an fp32 eager iteration of each path: kernel time, launches, syncs")
     args = parser.parse_args()
     if torch.device(args.device).type == "cuda":
         if not torch.cuda.is_available():
@@ -144,6 +180,13 @@ def main() -> None:
             fp32 = ms if fp32 is None else fp32
             cells.append(f"{ms:12.2f} ms ({ms / fp32:4.2f}x)")
         print(f"{path:27s}" + "".join(cells), flush=True)
+    if args.profile:
+        print(f"{'fp32 eager, per iteration':27s}{'wall':>15s}{'GPU kernels':>16s}{'launches':>12s}{'syncs':>12s}")
+        for path in paths:
+            config_file, overrides, shape = PATHS[path]
+            overrides = [*overrides, *(TINY if args.tiny else [])]
+            row = profile_row(config_file, overrides, shape, args.device, args.warmup, args.iterations)
+            print(f"{path:27s}{row}", flush=True)
     print(f"total {time.perf_counter() - started:.0f} s")
 
 
