@@ -22,7 +22,8 @@ finished run's record without its checkpoints (``archive``) counts as done. The 
 finished runs, is ``OUT/report.md`` with one PNG of curves per metric (against iterations and wall-
 clock time), a table of best and final values with 95% intervals over seeds and the change over the
 last quarter of training (the plateau check) and, with a ``baseline``, each group's difference from
-it with its interval, Welch's t-test and a verdict (``equilibria.statistics``); with ``failure``,
+it with its interval, Welch's t-test and a verdict that waits for the group behind to reach its
+plateau (``equilibria.statistics``); with ``failure``,
 each group's share of failed runs with its exact interval and Fisher's exact test against its
 baseline. Every group starts from the same initial weights for a given seed (the networks are built
 from the seed before any method's).

@@ -18,7 +18,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from equilibria.images import save_figure
-from equilibria.statistics import compare, compare_failures, mean_interval, share_interval
+from equilibria.statistics import Comparison, compare, compare_failures, mean_interval, share_interval, verdict_at_plateau
 
 
 HIGHER_IS_BETTER = ("is", "inception_score", "precision", "recall", "modes", "high_quality")  # metric name endings
@@ -106,7 +106,7 @@ def markdown_table(rows: Sequence[dict], key: str) -> str:
 def comparison_table(rows: Sequence[dict], baselines: Mapping[str, str], key: str, lower_is_better: bool) -> str:
     """Each group against its baseline (``baselines``: group -> baseline group): the difference of the
     means of the best values, of the final values and of the last quarter's means, with 95% bootstrap
-    intervals, Welch's t-test p-value, and the verdict on "better"."""
+    intervals, Welch's t-test p-value, and the verdict on "better", at the plateau (``plateau_verdict``)."""
     by_group = {r["group"]: r for r in rows}
     lines = ["| group - baseline | best: difference [95% CI] | Welch p | verdict | final: difference [95% CI] "
              "| Welch p | verdict | last quarter: difference [95% CI] | Welch p | verdict |",
@@ -118,9 +118,23 @@ def comparison_table(rows: Sequence[dict], baselines: Mapping[str, str], key: st
         for which in ("bests", "finals", "last_quarters"):
             c = compare(by_group[group][which], by_group[baseline][which], lower_is_better)
             p_value = "n/a" if math.isnan(c.p_value) else f"{c.p_value:.2g}"  # no spread in either group
-            cells += [f"{c.difference:+.3g} [{c.low:+.3g}, {c.high:+.3g}]", p_value, f"**{c.verdict}**"]
+            verdict, note = plateau_verdict(c, by_group[group], by_group[baseline], lower_is_better)
+            cells += [f"{c.difference:+.3g} [{c.low:+.3g}, {c.high:+.3g}]", p_value,
+                      f"**{verdict}**" + (f" ({note})" if note else "")]
         lines.append(f"| {group} - {baseline} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def plateau_verdict(comparison: Comparison, row: dict, baseline_row: dict, lower_is_better: bool) -> tuple[str, str]:
+    """(verdict, note) for a group's ``summary`` row against its baseline's: the comparison's verdict,
+    or "undecided" when the group behind could close the gap by training as long again at its
+    last quarter's rate (``equilibria.statistics.verdict_at_plateau``); the note then says what this
+    budget showed and which group could close the gap, else it is empty."""
+    verdict, behind = verdict_at_plateau(comparison, row["drifts"], baseline_row["drifts"], lower_is_better)
+    if behind is None:
+        return verdict, ""
+    name = (row if behind == "a" else baseline_row)["group"]
+    return verdict, f"{comparison.verdict} at this budget; {name} still improving fast enough to close the gap"
 
 
 def plot_curves(groups: Mapping[str, Sequence[Path]], key: str, path: str | Path, title: str | None = None) -> Path:

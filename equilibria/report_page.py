@@ -166,9 +166,11 @@ def claims_table(groups: dict[str, list[Path]], experiment: Path) -> str:
                 continue
             c = compare(rows[group]["bests"], rows[baseline]["bests"], lower)
             p = "n/a" if np.isnan(c.p_value) else f"{c.p_value:.2g}"
+            verdict, note = report.plateau_verdict(c, rows[group], rows[baseline], lower)
+            note = f" <small>({html.escape(note)})</small>" if note else ""
             lines.append(f"<tr><td>{html.escape(group)} is better than {html.escape(baseline)} on "
                          f"{html.escape(key)} (best value)</td><td>{c.difference:+.4g} [{c.low:+.4g}, {c.high:+.4g}]"
-                         f"</td><td>{p}</td><td class=\"{c.verdict}\">{c.verdict}</td>"
+                         f"</td><td>{p}</td><td class=\"{verdict}\">{verdict}{note}</td>"
                          f"<td>{len(rows[group]['bests'])} and {len(rows[baseline]['bests'])} seeds</td>"
                          f"<td><code>{html.escape(info.get('command', ''))}</code></td></tr>")
     if not lines:

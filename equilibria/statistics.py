@@ -13,6 +13,14 @@ paper's stability claim) get exact Clopper-Pearson intervals (``scipy.stats.bino
 groups' shares are compared by Fisher's exact test (``scipy.stats.fisher_exact``): fewer failures
 **holds** when the test rejects equal shares at 5%, more failures **fails**, else **undecided**.
 
+A verdict on runs still improving at their end may be a verdict on the training budget, not on the
+method at convergence. So a claim is decided only when the group behind (the baseline when the
+method holds, the method when it fails) could not close the gap by training as long again
+(``could_close_gap``): at the fastest rate of improvement that the 95% interval of its change over
+the last quarter of the steps allows, kept up for four more quarters, it would still be behind.
+Rates of improvement slow down, so this extrapolation favours the group behind. The group ahead may
+still be improving: that only widens the gap.
+
 Both are asked because with few seeds a bootstrap interval is too narrow (with 5 seeds, about the
 coverage of a 90% interval; with 2 it spans just the two values), while the t-test does not
 resample; the reports say how many seeds each result rests on.
@@ -116,6 +124,29 @@ def verdict(low: float, high: float, p_value: float, lower_is_better: bool, alph
         return "undecided"
     better, worse = (high < 0, low > 0) if lower_is_better else (low > 0, high < 0)
     return "holds" if better else "fails" if worse else "undecided"
+
+
+def could_close_gap(changes: Sequence[float], gap: float, lower_is_better: bool, quarters: float = 4.0) -> bool:
+    """Whether a group behind by ``gap`` could close it in ``quarters`` more quarters of its steps (4:
+    as long again as it ran), improving at the fastest rate that the 95% interval of the mean of
+    ``changes`` allows (one per seed: the final value minus the value at 3/4 of the steps). False when
+    that interval holds 0 (the group is at its plateau) or with fewer than 2 seeds (no interval)."""
+    interval = mean_interval(changes)
+    improving = interval.high < 0 if lower_is_better else interval.low > 0  # False without an interval (nan)
+    fastest = -interval.low if lower_is_better else interval.high  # the largest improvement per quarter
+    return improving and quarters * fastest >= abs(gap)
+
+
+def verdict_at_plateau(comparison: Comparison, a_changes: Sequence[float], b_changes: Sequence[float],
+                       lower_is_better: bool) -> tuple[str, str | None]:
+    """(verdict, the group that could close the gap): ``comparison.verdict`` and None, unless the
+    comparison holds or fails while the group behind (``b`` when ``a`` holds, ``a`` when it fails)
+    could close the gap by training as long again (``could_close_gap`` on its ``*_changes``): then
+    "undecided" and "a" or "b"."""
+    behind = {"holds": ("b", b_changes), "fails": ("a", a_changes)}.get(comparison.verdict)
+    if behind is not None and could_close_gap(behind[1], comparison.difference, lower_is_better):
+        return "undecided", behind[0]
+    return comparison.verdict, None
 
 
 @dataclass(frozen=True)

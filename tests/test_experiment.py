@@ -230,8 +230,8 @@ def test_comparison_table_gives_differences_intervals_tests_and_verdicts(tmp_pat
     for seed in range(6):
         for name, fid in (("method", 10.0 + seed % 3), ("baseline", 20.0 + seed % 2), ("worse", 30.0 + seed % 2)):
             run = tmp_path / name / f"s{seed}"
-            write_metrics(run, [{"step": 1, "seconds": 1.0, "eval/fid": fid + 5}, {"step": 2, "seconds": 2.0,
-                                                                                "eval/fid": fid}])
+            write_metrics(run, [{"step": 1, "seconds": 1.0, "eval/fid": fid + 5},  # at its plateau from step 2 on
+                                {"step": 2, "seconds": 2.0, "eval/fid": fid}, {"step": 4, "seconds": 4.0, "eval/fid": fid}])
             groups[name].append(run)
     rows = report.summary(groups, "eval/fid")
     table = report.comparison_table(rows, {"method": "baseline", "worse": "baseline"}, "eval/fid",
@@ -240,10 +240,34 @@ def test_comparison_table_gives_differences_intervals_tests_and_verdicts(tmp_pat
     assert lines[0].startswith("| group - baseline | best: difference [95% CI] | Welch p | verdict |")
     method = next(line for line in lines if line.startswith("| method - baseline |"))
     worse = next(line for line in lines if line.startswith("| worse - baseline |"))
-    # best, final and the last quarter's mean (here the final value: one evaluation after step 1.5)
+    # best, final and the last quarter's mean (here the final value: one evaluation after step 3)
     assert method.startswith("| method - baseline | -9.5 [") and method.count("**holds**") == 3
     assert worse.startswith("| worse - baseline | +10 [") and worse.count("**fails**") == 3
     assert len(lines) == 4
+
+
+def test_a_verdict_waits_for_the_group_behind_to_reach_its_plateau(tmp_path):
+    """RESULTS' rule: the verdict stands unless the group behind could close the gap in as many steps again."""
+    def group(name, finals, falls):  # each seed's value falls by its ``falls`` over the last quarter (step 3 to 4)
+        for seed, (final, fall) in enumerate(zip(finals, falls)):
+            write_metrics(tmp_path / name / f"s{seed}", [{"step": 3, "seconds": 3.0, "eval/fid": final + fall},
+                                                         {"step": 4, "seconds": 4.0, "eval/fid": final}])
+        return sorted((tmp_path / name).iterdir())
+
+    falling, still = [4.0, 3.5, 4.2, 3.8, 4.1], [-2.0, 1.0, 2.0, -1.0, 0.5]  # the second: both signs, a plateau
+    groups = {"ahead": group("ahead", [10.0, 10.3, 9.8, 10.1, 9.9], falling),
+              "flat": group("flat", [20.0, 20.5, 19.6, 20.2, 19.9], [0.0] * 5),
+              "behind": group("behind", [30.0, 30.4, 29.7, 30.1, 29.8], falling),
+              "noisy": group("noisy", [30.0, 30.4, 29.7, 30.1, 29.8], still)}
+    rows = report.summary(groups, "eval/fid")
+    lines = report.comparison_table(rows, {"ahead": "flat", "flat": "behind", "noisy": "flat"}, "eval/fid",
+                                    lower_is_better=True).splitlines()
+    ahead = next(line for line in lines if line.startswith("| ahead - flat |"))
+    assert ahead.count("**holds** |") == 3  # the group ahead still improves: the gap only widens
+    flat = next(line for line in lines if line.startswith("| flat - behind |"))
+    assert flat.count("**undecided** (holds at this budget; behind still improving fast enough to close the gap)") == 3
+    noisy = next(line for line in lines if line.startswith("| noisy - flat |"))
+    assert noisy.count("**fails** |") == 3  # behind, but the interval of its changes holds 0: at its plateau
 
 
 def test_scales_and_baseline_of_an_experiment_file(tmp_path):

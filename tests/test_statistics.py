@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from equilibria.statistics import (Interval, compare, compare_failures, compare_paired, mean_interval, share_interval,
-                                   verdict)
+from equilibria.statistics import (Interval, compare, compare_failures, compare_paired, could_close_gap, mean_interval,
+                                   share_interval, verdict, verdict_at_plateau)
 
 
 def test_the_mean_interval_covers_the_true_mean_about_95_percent_of_the_time():
@@ -113,3 +113,31 @@ def test_paired_comparison_by_hand():
     assert 0 < c.low < c.difference < c.high and c.verdict == "holds"
     with pytest.raises(ValueError, match="one pair per seed"):
         compare_paired([1.0, 2.0], [1.0], True)
+
+
+def test_a_group_could_close_the_gap_at_its_fastest_rate_over_four_more_quarters():
+    # no spread: the interval is the point, so the fastest rate is 2 a quarter and 4 quarters close 8
+    assert could_close_gap([-2.0, -2.0, -2.0], 7.9, lower_is_better=True)
+    assert not could_close_gap([-2.0, -2.0, -2.0], 8.1, lower_is_better=True)
+    assert could_close_gap([2.0, 2.0], -7.9, lower_is_better=False)  # higher is better: the sign of the gap is moot
+    # with spread the interval's far end lies between the mean (-1.425) and the fastest seed (-2)
+    falling = [-1.0, -2.0, -1.5, -1.2]
+    assert could_close_gap(falling, 4 * 1.425, lower_is_better=True)
+    assert not could_close_gap(falling, 4 * 2.0 + 0.01, lower_is_better=True)
+    assert not could_close_gap([-3.0, 2.0, -1.0, 1.5], 0.1, lower_is_better=True)  # both signs: at its plateau
+    assert not could_close_gap([-3.0, -2.0, -4.0], 0.1, lower_is_better=False)  # falling is not improving
+    assert not could_close_gap([-5.0], 0.1, lower_is_better=True)  # one seed: no interval
+
+
+def test_verdict_at_plateau_asks_the_group_behind():
+    holds = compare([1.0, 1.1, 0.9, 1.05], [5.0, 5.2, 4.9, 5.1], lower_is_better=True)  # a ahead by about 4
+    assert holds.verdict == "holds"
+    fast, slow, flat = [-1.0, -2.0, -1.5, -1.2], [-0.1, -0.2, -0.15, -0.12], [0.1, -0.2, 0.05, -0.1]
+    assert verdict_at_plateau(holds, fast, flat, True) == ("holds", None)  # a (ahead) still improves
+    assert verdict_at_plateau(holds, flat, fast, True) == ("undecided", "b")  # b (behind) could close 4
+    assert verdict_at_plateau(holds, flat, slow, True) == ("holds", None)  # b improves, at most 0.8 in 4 quarters
+    fails = compare([5.0, 5.2, 4.9, 5.1], [1.0, 1.1, 0.9, 1.05], lower_is_better=True)
+    assert verdict_at_plateau(fails, fast, flat, True) == ("undecided", "a")
+    assert verdict_at_plateau(fails, flat, fast, True) == ("fails", None)
+    undecided = compare([1.0, 5.0, 3.0], [2.0, 4.0, 3.5], lower_is_better=True)
+    assert verdict_at_plateau(undecided, fast, fast, True) == ("undecided", None)
