@@ -373,6 +373,11 @@ def write_report(runs: dict[str, list[Path]], metrics: list[str], out: Path, tit
     done = sum(map(len, runs.values()))
     if done < total:
         lines += [f"{done} of {total} runs have finished; the tables and curves leave out the others.", ""]
+    if baselines:
+        lines += ["A verdict **holds** (or **fails**) when the 95% bootstrap interval of the difference lies wholly on "
+                  "the better (worse) side of 0, Welch's t-test gives p < 0.05, and the group behind could not close "
+                  "the gap in as many steps again at the fastest rate of improvement that the interval of its change "
+                  "over the last quarter allows; else it is **undecided**.", ""]
     if failure is not None:
         key, threshold = failure
         lower = not key.endswith(report.HIGHER_IS_BETTER)

@@ -303,6 +303,7 @@ def test_a_shipped_experiment_runs_quick_and_reports_against_its_baseline(tmp_pa
     for key in ("eval/modes", "eval/high_quality"):
         assert f"## {key} (higher is better)" in text
     assert "| group - baseline | best: difference [95% CI] | Welch p | verdict |" in text
+    assert "could not close the gap in as many steps again" in text  # the verdicts' rule, stated once
     assert all(f"| {group} - gan |" in text for group in ("advas", "acgd", "vral", "r3gan"))
     assert sorted(p.name for p in (out / "gan").iterdir()) == ["s0", "s1"]
 
