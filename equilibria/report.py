@@ -18,7 +18,8 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from equilibria.images import save_figure
-from equilibria.statistics import Comparison, compare, compare_failures, mean_interval, share_interval, verdict_at_plateau
+from equilibria.statistics import (Comparison, compare, compare_failures, mean_interval, share_interval,
+                                   verdict_at_plateau)
 
 
 HIGHER_IS_BETTER = ("is", "inception_score", "precision", "recall", "modes", "high_quality")  # metric name endings

@@ -231,7 +231,8 @@ def test_comparison_table_gives_differences_intervals_tests_and_verdicts(tmp_pat
         for name, fid in (("method", 10.0 + seed % 3), ("baseline", 20.0 + seed % 2), ("worse", 30.0 + seed % 2)):
             run = tmp_path / name / f"s{seed}"
             write_metrics(run, [{"step": 1, "seconds": 1.0, "eval/fid": fid + 5},  # at its plateau from step 2 on
-                                {"step": 2, "seconds": 2.0, "eval/fid": fid}, {"step": 4, "seconds": 4.0, "eval/fid": fid}])
+                                {"step": 2, "seconds": 2.0, "eval/fid": fid},
+                                {"step": 4, "seconds": 4.0, "eval/fid": fid}])
             groups[name].append(run)
     rows = report.summary(groups, "eval/fid")
     table = report.comparison_table(rows, {"method": "baseline", "worse": "baseline"}, "eval/fid",
