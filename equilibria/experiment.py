@@ -8,7 +8,7 @@ An experiment file (YAML, safe loader)::
     groups:
       advas: {config: configs/advas-mnist-wgangp-advas.yaml}
       baseline-nadv5: {config: configs/advas-mnist-wgangp-nadv5.yaml, set: [train.n_adv=5]}
-    baseline: baseline-nadv5                                   # each group against it, or {group: its baseline}
+    baseline: baseline-nadv5          # each group against it, or {group: its baseline, or a list of them}
     failure: {metric: eval/fid, threshold: 300}                # optional: the share of runs worse than that
     scales:                                                    # --scale NAME (--quick: quick)
       quick: {set: [train.steps=20], seeds: [0, 1]}
@@ -60,7 +60,7 @@ class Experiment:
     seeds: list[int]
     overrides: list[str]
     metrics: list[str]
-    baselines: dict[str, str] = field(default_factory=dict)  # group -> the group it is compared with
+    baselines: dict[str, list[str]] = field(default_factory=dict)  # group -> the groups it is compared with
     scales: dict[str, list[str]] = field(default_factory=dict)
     failure: tuple[str, float] | None = None  # (metric, threshold): a run whose final value is worse fails
 
@@ -121,13 +121,7 @@ def load_experiment(path: str | Path, scale: str | None = None) -> Experiment:
         group = Group(config, [*_strings(spec.get("set"), f"groups.{name}.set"), *scale_overrides])
         load_config(group.config, [*overrides, *group.overrides])  # fail now, not after hours of training
         groups[str(name)] = group
-    baseline = data.get("baseline")
-    if isinstance(baseline, str):
-        baseline = {group: baseline for group in groups if group != baseline} if baseline in groups else baseline
-    if baseline is not None and (not isinstance(baseline, dict)
-                                 or not all(k in groups and v in groups and k != v for k, v in baseline.items())):
-        raise ConfigError(f"experiment key 'baseline': got {data.get('baseline')!r}; allowed: one of the groups "
-                          f"({', '.join(groups)}), or a mapping group -> another group")
+    baselines = _baselines(data.get("baseline"), groups)
     failure = data.get("failure")
     if failure is not None:
         if (not isinstance(failure, dict) or set(failure) != {"metric", "threshold"}
@@ -136,7 +130,23 @@ def load_experiment(path: str | Path, scale: str | None = None) -> Experiment:
             raise ConfigError(f"experiment key 'failure': got {failure!r}; allowed: {{metric: NAME, threshold: "
                               "NUMBER}} (a run fails when its final value is worse than the threshold)")
         failure = (failure["metric"], float(failure["threshold"]))
-    return Experiment(groups, seeds, overrides, _strings(metrics, "metrics"), baseline or {}, scales, failure)
+    return Experiment(groups, seeds, overrides, _strings(metrics, "metrics"), baselines, scales, failure)
+
+
+def _baselines(value, groups: Collection[str]) -> dict[str, list[str]]:
+    """The ``baseline`` key as group -> the groups it is compared with: one group name (every other
+    group against it), or a mapping group -> a group or a list of groups."""
+    if value is None:
+        return {}
+    if isinstance(value, str) and value in groups:
+        return {group: [value] for group in groups if group != value}
+    if isinstance(value, dict):
+        pairs = {k: [v] if isinstance(v, str) else v for k, v in value.items()}
+        if all(k in groups and isinstance(v, list) and v and all(isinstance(b, str) and b in groups and b != k
+                                                                 for b in v) for k, v in pairs.items()):
+            return pairs
+    raise ConfigError(f"experiment key 'baseline': got {value!r}; allowed: one of the groups ({', '.join(groups)}), "
+                      "or a mapping group -> another group or a list of other groups")
 
 
 def _tasks(experiment: Experiment, out: Path, extra: list[str] | None, threads: int = 1, processes: int = 1):
@@ -360,11 +370,11 @@ def archive(runs: dict[str, list[Path]], out: Path, dest: Path) -> list[Path]:
 
 
 def write_report(runs: dict[str, list[Path]], metrics: list[str], out: Path, title: str,
-                 baselines: dict[str, str] | None = None, failure: tuple[str, float] | None = None,
+                 baselines: dict[str, list[str]] | None = None, failure: tuple[str, float] | None = None,
                  command: str = "") -> Path:
     """``out/report.md`` over the finished runs: per metric, a table of best and final values with 95%
     intervals over seeds, the change over the last quarter of training,
-    each group against its baseline (``baselines``: group -> baseline; difference, interval, Welch's
+    each group against its baselines (``baselines``: group -> its baselines; difference, interval, Welch's
     t-test, verdict), and a curves PNG; with ``failure`` (metric, threshold), the share of failed runs
     per group (Fisher's exact test against the baseline)."""
     lines = [f"# {title}", ""]
@@ -377,7 +387,8 @@ def write_report(runs: dict[str, list[Path]], metrics: list[str], out: Path, tit
         lines += ["A verdict **holds** (or **fails**) when the 95% bootstrap interval of the difference lies wholly on "
                   "the better (worse) side of 0, Welch's t-test gives p < 0.05, and the group behind could not close "
                   "the gap in as many steps again at the fastest rate of improvement that the interval of its change "
-                  "over the last quarter allows; else it is **undecided**.", ""]
+                  "over the last quarter allows (for best values, the change of its best so far); else it is "
+                  "**undecided**.", ""]
     if failure is not None:
         key, threshold = failure
         lower = not key.endswith(report.HIGHER_IS_BETTER)

@@ -48,7 +48,8 @@ def series(run_dir: str | Path, key: str) -> tuple[np.ndarray, np.ndarray, np.nd
 def summary(groups: Mapping[str, Sequence[Path]], key: str, lower_is_better: bool = True) -> list[dict]:
     """Per group: the best value of each run, their mean and standard deviation, the final value, the
     mean over the last quarter of the steps (a steadier plateau level than one final evaluation), the
-    change over that quarter, and the mean wall-clock seconds of the runs. Runs that never logged
+    change over that quarter of the value (``drifts``) and of the best value so far (``best_drifts``),
+    and the mean wall-clock seconds of the runs. Runs that never logged
     ``key`` are left out, and a group with none (a metric only some methods log) has no row."""
     rows = []
     for label, runs in groups.items():
@@ -64,17 +65,22 @@ def summary(groups: Mapping[str, Sequence[Path]], key: str, lower_is_better: boo
                      "final_mean": statistics.fmean(finals), "finals": finals,
                      "last_quarters": [_last_quarter_mean(records, key) for records in logged],
                      "drifts": [_last_quarter_change(records, key) for records in logged],
+                     "best_drifts": [_last_quarter_change(records, key, lower_is_better) for records in logged],
                      "seconds_mean": statistics.fmean(seconds)})
     return rows
 
 
-def _last_quarter_change(records: Sequence[dict], key: str) -> float:
+def _last_quarter_change(records: Sequence[dict], key: str, best_if_lower_is_better: bool | None = None) -> float:
     """The final value of ``key`` minus its last value at or before 3/4 of the final step: near 0 when
-    the run has reached its plateau."""
+    the run has reached its plateau. Given ``best_if_lower_is_better`` (True or False), the same change
+    of the best value so far, which only improves: 0 unless the last quarter beat the earlier best."""
     logged = [r for r in records if _has(r, key)]
-    final = logged[-1]
-    earlier = [r for r in logged if r["step"] <= 0.75 * final["step"]] or logged[:1]
-    return float(final[key] - earlier[-1][key])
+    values = np.array([r[key] for r in logged], dtype=float)
+    if best_if_lower_is_better is not None:
+        values = (np.minimum if best_if_lower_is_better else np.maximum).accumulate(values)
+    final_step = logged[-1]["step"]
+    earlier = [i for i, r in enumerate(logged) if r["step"] <= 0.75 * final_step] or [0]
+    return float(values[-1] - values[earlier[-1]])
 
 
 def _last_quarter_mean(records: Sequence[dict], key: str) -> float:
@@ -104,34 +110,43 @@ def markdown_table(rows: Sequence[dict], key: str) -> str:
     return "\n".join(lines)
 
 
-def comparison_table(rows: Sequence[dict], baselines: Mapping[str, str], key: str, lower_is_better: bool) -> str:
-    """Each group against its baseline (``baselines``: group -> baseline group): the difference of the
+def comparison_table(rows: Sequence[dict], baselines: Mapping[str, Sequence[str]], key: str,
+                     lower_is_better: bool) -> str:
+    """Each group against each of its baselines (``baselines``: group -> baseline groups): the difference of the
     means of the best values, of the final values and of the last quarter's means, with 95% bootstrap
     intervals, Welch's t-test p-value, and the verdict on "better", at the plateau (``plateau_verdict``)."""
     by_group = {r["group"]: r for r in rows}
     lines = ["| group - baseline | best: difference [95% CI] | Welch p | verdict | final: difference [95% CI] "
              "| Welch p | verdict | last quarter: difference [95% CI] | Welch p | verdict |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for group, baseline in baselines.items():
+    for group, baseline in pairs(baselines):
         if group not in by_group or baseline not in by_group:
             continue  # a metric that one of them never logged
         cells = []
         for which in ("bests", "finals", "last_quarters"):
             c = compare(by_group[group][which], by_group[baseline][which], lower_is_better)
             p_value = "n/a" if math.isnan(c.p_value) else f"{c.p_value:.2g}"  # no spread in either group
-            verdict, note = plateau_verdict(c, by_group[group], by_group[baseline], lower_is_better)
+            changes = "best_drifts" if which == "bests" else "drifts"
+            verdict, note = plateau_verdict(c, by_group[group], by_group[baseline], lower_is_better, changes)
             cells += [f"{c.difference:+.3g} [{c.low:+.3g}, {c.high:+.3g}]", p_value,
                       f"**{verdict}**" + (f" ({note})" if note else "")]
         lines.append(f"| {group} - {baseline} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def plateau_verdict(comparison: Comparison, row: dict, baseline_row: dict, lower_is_better: bool) -> tuple[str, str]:
+def pairs(baselines: Mapping[str, Sequence[str]]) -> list[tuple[str, str]]:
+    """(group, baseline) for each group and each of its baselines, in order."""
+    return [(group, baseline) for group, names in baselines.items() for baseline in names]
+
+
+def plateau_verdict(comparison: Comparison, row: dict, baseline_row: dict, lower_is_better: bool,
+                    changes: str = "drifts") -> tuple[str, str]:
     """(verdict, note) for a group's ``summary`` row against its baseline's: the comparison's verdict,
     or "undecided" when the group behind could close the gap by training as long again at its
-    last quarter's rate (``equilibria.statistics.verdict_at_plateau``); the note then says what this
-    budget showed and which group could close the gap, else it is empty."""
-    verdict, behind = verdict_at_plateau(comparison, row["drifts"], baseline_row["drifts"], lower_is_better)
+    last quarter's rate of ``changes`` (``drifts``: of the value, for final values and means;
+    ``best_drifts``: of the best value so far, for best values) (``equilibria.statistics.verdict_at_plateau``);
+    the note then says what this budget showed and which group could close the gap, else it is empty."""
+    verdict, behind = verdict_at_plateau(comparison, row[changes], baseline_row[changes], lower_is_better)
     if behind is None:
         return verdict, ""
     name = (row if behind == "a" else baseline_row)["group"]
@@ -172,10 +187,10 @@ def curves_figure(groups: Mapping[str, Sequence[Path]], key: str, title: str | N
 
 
 def failure_table(rows: Sequence[dict], key: str, threshold: float, lower_is_better: bool,
-                  baselines: Mapping[str, str] | None = None) -> str:
+                  baselines: Mapping[str, Sequence[str]] | None = None) -> str:
     """Per group: the runs whose final ``key`` is worse than ``threshold``, their share with its exact
-    95% interval, and against its baseline (``baselines``: group -> baseline group) Fisher's exact
-    test and the verdict on "fails less often"."""
+    95% interval, and against each of its baselines (``baselines``: group -> baseline groups; a row
+    each) Fisher's exact test and the verdict on "fails less often"."""
     def failed(row: dict) -> int:
         return sum((v > threshold) if lower_is_better else (v < threshold) for v in row["finals"])
 
@@ -186,11 +201,10 @@ def failure_table(rows: Sequence[dict], key: str, threshold: float, lower_is_bet
     for group, share in shares.items():
         line = (f"| {group} | {share.failed} of {share.n} | {share.failed / share.n:.2f} "
                 f"[{share.low:.2f}, {share.high:.2f}] |")
-        baseline = baselines.get(group)
-        if baseline in shares:
+        compared = [b for b in baselines.get(group, []) if b in shares]
+        for baseline in compared:
             p_value, verdict = compare_failures(share, shares[baseline])
-            line += f" {baseline} | {p_value:.2g} | **{verdict}** |"
-        else:
-            line += " | | |"
-        lines.append(line)
+            lines.append(line + f" {baseline} | {p_value:.2g} | **{verdict}** |")
+        if not compared:
+            lines.append(line + " | | |")
     return "\n".join(lines)

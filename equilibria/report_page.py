@@ -161,12 +161,12 @@ def claims_table(groups: dict[str, list[Path]], experiment: Path) -> str:
     for key in [m for m in info["metrics"] if m.startswith("eval/")]:
         lower = not key.endswith(report.HIGHER_IS_BETTER)
         rows = {r["group"]: r for r in report.summary(groups, key, lower_is_better=lower)}
-        for group, baseline in info["baselines"].items():
+        for group, baseline in report.pairs(info["baselines"]):
             if group not in rows or baseline not in rows:
                 continue
             c = compare(rows[group]["bests"], rows[baseline]["bests"], lower)
             p = "n/a" if np.isnan(c.p_value) else f"{c.p_value:.2g}"
-            verdict, note = report.plateau_verdict(c, rows[group], rows[baseline], lower)
+            verdict, note = report.plateau_verdict(c, rows[group], rows[baseline], lower, "best_drifts")
             note = f" <small>({html.escape(note)})</small>" if note else ""
             lines.append(f"<tr><td>{html.escape(group)} is better than {html.escape(baseline)} on "
                          f"{html.escape(key)} (best value)</td><td>{c.difference:+.4g} [{c.low:+.4g}, {c.high:+.4g}]"

@@ -17,7 +17,8 @@ A verdict on runs still improving at their end may be a verdict on the training 
 method at convergence. So a claim is decided only when the group behind (the baseline when the
 method holds, the method when it fails) could not close the gap by training as long again
 (``could_close_gap``): at the fastest rate of improvement that the 95% interval of its change over
-the last quarter of the steps allows, kept up for four more quarters, it would still be behind.
+the last quarter of the steps allows, kept up for four more quarters, it would still be behind
+(for best values, the change of the best so far).
 Rates of improvement slow down, so this extrapolation favours the group behind. The group ahead may
 still be improving: that only widens the gap.
 
@@ -75,9 +76,16 @@ def _bootstrap(samples: tuple[np.ndarray, ...], statistic, seed: int) -> tuple[f
     if all(np.ptp(s) == 0 for s in samples):  # no spread: the interval is the point
         value = float(statistic(*samples, axis=-1))
         return value, value
-    result = stats.bootstrap(samples, statistic, confidence_level=LEVEL, n_resamples=RESAMPLES, method="BCa",
-                             random_state=np.random.default_rng(seed))
-    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+    for method in ("BCa", "percentile"):  # BCa is undefined (nan) when the spread is rounding error
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", stats.DegenerateDataWarning)
+            warnings.filterwarnings("ignore", "invalid value encountered", RuntimeWarning)
+            result = stats.bootstrap(samples, statistic, confidence_level=LEVEL, n_resamples=RESAMPLES, method=method,
+                                     random_state=np.random.default_rng(seed))
+        low, high = float(result.confidence_interval.low), float(result.confidence_interval.high)
+        if not (math.isnan(low) or math.isnan(high)):
+            break
+    return low, high
 
 
 def mean_interval(values: Sequence[float], seed: int = 0) -> Interval:

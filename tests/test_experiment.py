@@ -1,6 +1,7 @@
 """Experiments and reports: file checks, resumable runs, tables from hand-written metrics."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -235,7 +236,7 @@ def test_comparison_table_gives_differences_intervals_tests_and_verdicts(tmp_pat
                                 {"step": 4, "seconds": 4.0, "eval/fid": fid}])
             groups[name].append(run)
     rows = report.summary(groups, "eval/fid")
-    table = report.comparison_table(rows, {"method": "baseline", "worse": "baseline"}, "eval/fid",
+    table = report.comparison_table(rows, {"method": ["baseline", "worse"], "worse": ["baseline"]}, "eval/fid",
                                     lower_is_better=True)
     lines = table.splitlines()
     assert lines[0].startswith("| group - baseline | best: difference [95% CI] | Welch p | verdict |")
@@ -244,7 +245,9 @@ def test_comparison_table_gives_differences_intervals_tests_and_verdicts(tmp_pat
     # best, final and the last quarter's mean (here the final value: one evaluation after step 3)
     assert method.startswith("| method - baseline | -9.5 [") and method.count("**holds**") == 3
     assert worse.startswith("| worse - baseline | +10 [") and worse.count("**fails**") == 3
-    assert len(lines) == 4
+    # a group with two baselines gets a row for each, in the order given
+    assert [line.split(" |")[0] for line in lines[2:]] == ["| method - baseline", "| method - worse", "| worse - baseline"]
+    assert lines[3].startswith("| method - worse | -19.5 [") and lines[3].count("**holds**") == 3
 
 
 def test_a_verdict_waits_for_the_group_behind_to_reach_its_plateau(tmp_path):
@@ -261,7 +264,7 @@ def test_a_verdict_waits_for_the_group_behind_to_reach_its_plateau(tmp_path):
               "behind": group("behind", [30.0, 30.4, 29.7, 30.1, 29.8], falling),
               "noisy": group("noisy", [30.0, 30.4, 29.7, 30.1, 29.8], still)}
     rows = report.summary(groups, "eval/fid")
-    lines = report.comparison_table(rows, {"ahead": "flat", "flat": "behind", "noisy": "flat"}, "eval/fid",
+    lines = report.comparison_table(rows, {"ahead": ["flat"], "flat": ["behind"], "noisy": ["flat"]}, "eval/fid",
                                     lower_is_better=True).splitlines()
     ahead = next(line for line in lines if line.startswith("| ahead - flat |"))
     assert ahead.count("**holds** |") == 3  # the group ahead still improves: the gap only widens
@@ -269,6 +272,33 @@ def test_a_verdict_waits_for_the_group_behind_to_reach_its_plateau(tmp_path):
     assert flat.count("**undecided** (holds at this budget; behind still improving fast enough to close the gap)") == 3
     noisy = next(line for line in lines if line.startswith("| noisy - flat |"))
     assert noisy.count("**fails** |") == 3  # behind, but the interval of its changes holds 0: at its plateau
+
+
+def test_best_values_wait_only_for_the_best_so_far_to_settle(tmp_path):
+    """A group whose FID rose after an early best and is falling back is at its plateau on the best value
+    (its best so far did not move in the last quarter) but not on the final value."""
+    def group(name, values_per_seed):  # values at steps 1, 3 and 4
+        for seed, values in enumerate(values_per_seed):
+            write_metrics(tmp_path / name / f"s{seed}", [{"step": step, "seconds": float(step), "eval/fid": v}
+                                                         for step, v in zip((1, 3, 4), values)])
+        return sorted((tmp_path / name).iterdir())
+
+    jitter = [0.0, 0.3, -0.2, 0.1, -0.1]
+    groups = {"ahead": group("ahead", [(5 + j, 5 + j, 5 + j) for j in jitter]),
+              "recovering": group("recovering", [(12 + j, 40 + j, 30 + 2 * j) for j in jitter]),  # best at step 1
+              "new-best": group("new-best", [(12 + j, 11 + j, 8 + j) for j in jitter])}  # best falls 3 a quarter
+    rows = report.summary(groups, "eval/fid")
+    by_group = {r["group"]: r for r in rows}
+    assert by_group["recovering"]["best_drifts"] == [0.0] * 5
+    assert by_group["recovering"]["drifts"] == pytest.approx([-10 + j for j in jitter])
+    assert by_group["new-best"]["best_drifts"] == pytest.approx([-3.0] * 5)
+    lines = report.comparison_table(rows, {"ahead": ["recovering", "new-best"]}, "eval/fid", True).splitlines()
+    recovering = next(line for line in lines if line.startswith("| ahead - recovering |")).split(" | ")
+    assert recovering[3] == "**holds**"  # best: -7, and the best so far of recovering has settled
+    # final: -25, and falling 10 a quarter closes it in 4 more quarters
+    assert recovering[6] == "**undecided** (holds at this budget; recovering still improving fast enough to close the gap)"
+    new_best = next(line for line in lines if line.startswith("| ahead - new-best |")).split(" | ")
+    assert new_best[3].startswith("**undecided** (holds at this budget; new-best")  # best: -3, falling 3 a quarter
 
 
 def test_scales_and_baseline_of_an_experiment_file(tmp_path):
@@ -279,18 +309,21 @@ def test_scales_and_baseline_of_an_experiment_file(tmp_path):
                     f"groups: {{plain: {{config: {tmp_path / 'c.yaml'}}}, "
                     f"other: {{config: {tmp_path / 'c.yaml'}, set: [train.steps=7]}}}}\n")
     full, quick, paper = load_experiment(path), load_experiment(path, "quick"), load_experiment(path, "paper")
-    assert full.baselines == {"other": "plain"} and full.seeds == [0, 1, 2, 3, 4] and full.overrides == ["log.every=10"]
+    assert full.baselines == {"other": ["plain"]} and full.seeds == [0, 1, 2, 3, 4] and full.overrides == ["log.every=10"]
     assert quick.seeds == [0] and quick.overrides == ["log.every=10"]
     assert quick.groups["other"].overrides == ["train.steps=7", "train.steps=3"]  # the scale after the group's own
     assert paper.seeds == full.seeds and paper.groups["plain"].overrides == ["train.steps=9000"]
     with pytest.raises(ConfigError, match="scale: got 'huge' for .*; allowed: quick, paper"):
         load_experiment(path, "huge")
     path.write_text(path.read_text().replace("baseline: plain", "baseline: {plain: other}"))
-    assert load_experiment(path).baselines == {"plain": "other"}
-    path.write_text(path.read_text().replace("baseline: {plain: other}", "baseline: nope"))
-    with pytest.raises(ConfigError, match="'baseline': got 'nope'; allowed: one of the groups \\(plain, other\\), or "
-                                          "a mapping"):
-        load_experiment(path)
+    assert load_experiment(path).baselines == {"plain": ["other"]}
+    path.write_text(path.read_text().replace("baseline: {plain: other}", "baseline: {plain: [other]}"))
+    assert load_experiment(path).baselines == {"plain": ["other"]}
+    for bad in ("nope", "{plain: [other, nope]}", "{plain: [plain]}", "{plain: []}", "{plain: [[other]]}"):
+        path.write_text(re.sub("baseline: .*\n", f"baseline: {bad}\n", path.read_text()))
+        with pytest.raises(ConfigError, match="'baseline': got .*; allowed: one of the groups \\(plain, other\\), "
+                                              "or a mapping group -> another group or a list of other groups"):
+            load_experiment(path)
 
 
 def test_a_shipped_experiment_runs_quick_and_reports_against_its_baseline(tmp_path, capsys):
@@ -310,9 +343,10 @@ def test_a_shipped_experiment_runs_quick_and_reports_against_its_baseline(tmp_pa
 
 
 def test_failure_table_counts_runs_worse_than_the_threshold_and_tests_the_shares(tmp_path):
-    groups = {"lens": [], "nolens": []}
+    groups = {"lens": [], "nolens": [], "half": []}
     finals = {"lens": [30, 40, 35, 45, 38, 42, 33, 31, 39, 250],
-              "nolens": [300, 280, 40, 310, 290, 35, 330, 305, 299, 320]}
+              "nolens": [300, 280, 40, 310, 290, 35, 330, 305, 299, 320],
+              "half": [300, 280, 40, 310, 290, 35, 33, 31, 39, 42]}
     for name, values in finals.items():
         for seed, value in enumerate(values):
             run = tmp_path / name / f"s{seed}"
@@ -320,10 +354,13 @@ def test_failure_table_counts_runs_worse_than_the_threshold_and_tests_the_shares
                                                                                "eval/fid": float(value)}])
             groups[name].append(run)
     rows = report.summary(groups, "eval/fid")
-    table = report.failure_table(rows, "eval/fid", 200, lower_is_better=True, baselines={"lens": "nolens"}).splitlines()
+    table = report.failure_table(rows, "eval/fid", 200, lower_is_better=True,
+                                 baselines={"lens": ["nolens", "half"]}).splitlines()
     assert table[0] == "| group | failed (final eval/fid > 200) | share [95% CI] | baseline | Fisher p | verdict |"
-    lens = next(line for line in table if line.startswith("| lens |"))
+    lens, lens_half = (line for line in table if line.startswith("| lens |"))  # a row for each baseline
     assert lens.startswith("| lens | 1 of 10 | 0.10 [0.00, 0.45] | nolens |") and lens.endswith("**holds** |")
+    # 1 of 10 against 4 of 10: Fisher's two-sided p = 2 (C(10,5) + C(10,1) C(10,4)) / C(20,5) = 0.303 by hand
+    assert lens_half == "| lens | 1 of 10 | 0.10 [0.00, 0.45] | half | 0.3 | **undecided** |"
     assert next(line for line in table if line.startswith("| nolens |")).startswith("| nolens | 8 of 10 | 0.80 [")
 
 

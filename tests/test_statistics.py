@@ -28,6 +28,15 @@ def test_the_interval_of_identical_values_is_the_point_and_of_one_value_undefine
     assert one.mean == 4.0 and math.isnan(one.low) and math.isnan(one.high) and one.n == 1
 
 
+def test_values_equal_but_for_rounding_get_an_interval_not_nan():
+    """(8 + j) - (11 + j) is -3 give or take an ulp: BCa is undefined there, the percentile interval is not."""
+    values = [(8 + j) - (11 + j) for j in (0.0, 0.3, -0.2, 0.1, -0.1)]
+    assert np.ptp(values) > 0  # the rounding is there
+    i = mean_interval(values)
+    assert -3 - 1e-12 <= i.low <= i.high <= -3 + 1e-12
+    assert compare(values, [0.0, 0.1, 0.2, 0.1, 0.0], lower_is_better=True).high < 0
+
+
 def test_welch_p_value_by_hand():
     a, b = [10.0, 12.0, 11.0, 13.0, 9.0], [14.0, 15.0, 13.5, 16.0, 17.0, 15.5]
     va, vb = np.var(a, ddof=1) / len(a), np.var(b, ddof=1) / len(b)
