@@ -7,7 +7,8 @@ An experiment file (YAML, safe loader)::
     metrics: [eval/fid]                                        # curves and tables in the report
     groups:
       advas: {config: configs/advas-mnist-wgangp-advas.yaml}
-      baseline-nadv5: {config: configs/advas-mnist-wgangp-nadv5.yaml, set: [train.n_adv=5]}
+      baseline-nadv5: {config: configs/advas-mnist-wgangp-nadv5.yaml, set: [train.n_adv=5],
+                       seeds: [0, 1, 2, 3, 4]}         # a group's own seeds, after the file's
     baseline: baseline-nadv5          # each group against it, or {group: its baseline, or a list of them}
     failure: {metric: eval/fid, threshold: 300}                # optional: the share of runs worse than that
     scales:                                                    # --scale NAME (--quick: quick)
@@ -52,6 +53,7 @@ from equilibria.training.config import ConfigError, load_config
 class Group:
     config: Path
     overrides: list[str] = field(default_factory=list)
+    seeds: list[int] = field(default_factory=lambda: [0])
 
 
 @dataclass
@@ -78,8 +80,9 @@ KEYS = ("seeds", "set", "metrics", "groups", "baseline", "scales", "failure")
 
 def load_experiment(path: str | Path, scale: str | None = None) -> Experiment:
     """Read and check an experiment file; every group's config is validated with its overrides.
+    A group may give its own ``seeds`` (more seeds where a claim needs them); the others have the file's.
     ``scale`` names one of the file's ``scales`` (quick, paper), whose overrides come after ``set``
-    and after each group's own (and its ``seeds``, if it gives them, replace the file's)."""
+    and after each group's own (and its ``seeds``, if it gives them, replace the file's and the groups')."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"experiment file {str(path)!r} does not exist")
@@ -102,9 +105,7 @@ def load_experiment(path: str | Path, scale: str | None = None) -> Experiment:
             raise ConfigError(f"scale: got {scale!r} for {str(path)!r}; allowed: {', '.join(scales) or 'none'}")
         data = {**data, "seeds": scales_data[scale].get("seeds", data.get("seeds", [0]))}
         scale_overrides = scales[scale]  # after every group's own: a scale sets the steps of all
-    seeds = data.get("seeds", [0])
-    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds):
-        raise ConfigError(f"experiment key 'seeds': got {seeds!r}; allowed: a non-empty list of integers >= 0")
+    seeds = _seeds(data.get("seeds", [0]), "seeds")
     groups_data = data.get("groups")
     if not isinstance(groups_data, dict) or not groups_data:
         raise ConfigError(f"experiment key 'groups': got {groups_data!r}; allowed: a mapping name -> "
@@ -113,12 +114,15 @@ def load_experiment(path: str | Path, scale: str | None = None) -> Experiment:
     metrics = data.get("metrics", ["eval/fid"])
     groups = {}
     for name, spec in groups_data.items():
-        if not isinstance(spec, dict) or "config" not in spec or set(spec) - {"config", "set"}:
-            raise ConfigError(f"experiment group {name!r}: got {spec!r}; allowed: {{config: FILE, set: [...]}}")
+        if not isinstance(spec, dict) or "config" not in spec or set(spec) - {"config", "set", "seeds"}:
+            raise ConfigError(f"experiment group {name!r}: got {spec!r}; allowed: {{config: FILE, set: [...], "
+                              "seeds: [...]}")
         config = Path(spec["config"])
         if not config.is_absolute() and not config.exists():
             config = path.parent / config
-        group = Group(config, [*_strings(spec.get("set"), f"groups.{name}.set"), *scale_overrides])
+        own_seeds = seeds if "seeds" not in spec or (scale and "seeds" in scales_data[scale]) else \
+            _seeds(spec["seeds"], f"groups.{name}.seeds")
+        group = Group(config, [*_strings(spec.get("set"), f"groups.{name}.set"), *scale_overrides], own_seeds)
         load_config(group.config, [*overrides, *group.overrides])  # fail now, not after hours of training
         groups[str(name)] = group
     baselines = _baselines(data.get("baseline"), groups)
@@ -131,6 +135,13 @@ def load_experiment(path: str | Path, scale: str | None = None) -> Experiment:
                               "NUMBER}} (a run fails when its final value is worse than the threshold)")
         failure = (failure["metric"], float(failure["threshold"]))
     return Experiment(groups, seeds, overrides, _strings(metrics, "metrics"), baselines, scales, failure)
+
+
+def _seeds(value, key: str) -> list[int]:
+    if not isinstance(value, list) or not value or not all(isinstance(s, int) and not isinstance(s, bool)
+                                                          and s >= 0 for s in value) or len(set(value)) < len(value):
+        raise ConfigError(f"experiment key {key!r}: got {value!r}; allowed: a non-empty list of distinct integers >= 0")
+    return value
 
 
 def _baselines(value, groups: Collection[str]) -> dict[str, list[str]]:
@@ -151,9 +162,13 @@ def _baselines(value, groups: Collection[str]) -> dict[str, list[str]]:
 
 def _tasks(experiment: Experiment, out: Path, extra: list[str] | None, threads: int = 1, processes: int = 1):
     """(group name, its config, the RunTask) of every run, seed by seed (every group of a seed before the next
-    seed: an experiment stopped early has whole seeds to compare)."""
-    for seed in experiment.seeds:
+    seed: an experiment stopped early has whole seeds to compare): the file's seeds, then those that only
+    some groups give, in increasing order."""
+    extra_seeds = {seed for group in experiment.groups.values() for seed in group.seeds} - {*experiment.seeds}
+    for seed in [*experiment.seeds, *sorted(extra_seeds)]:
         for name, group in experiment.groups.items():
+            if seed not in group.seeds:
+                continue
             overrides = [*experiment.overrides, *group.overrides, *(extra or []), f"seed={seed}",
                          f"threads={threads}", "log.progress=false"]
             config = load_config(group.config, overrides)

@@ -62,6 +62,9 @@ def test_summary_leaves_out_runs_and_groups_without_the_metric(tmp_path):
     ("groups: {a: {cfg: x.yaml}}", "experiment group 'a'"),
     ("groups: {a: {config: CONFIG, set: [train.steps=0]}}", "'train.steps': got 0"),
     ("set: train.steps=3\ngroups: {a: {config: CONFIG}}", "'set': got 'train.steps=3'"),
+    ("groups: {a: {config: CONFIG, seeds: [1, 1]}}", "'groups.a.seeds': got \\[1, 1\\]; allowed: a non-empty list "
+                                                     "of distinct integers >= 0"),
+    ("groups: {a: {config: CONFIG, seeds: 3}}", "'groups.a.seeds': got 3"),
 ])
 def test_bad_experiment_files(tmp_path, text, message):
     (tmp_path / "c.yaml").write_text("train: {steps: 2}\n")
@@ -102,6 +105,28 @@ def test_runs_are_trained_seed_by_seed(tmp_path, monkeypatch):
     runs = run_experiment(tiny_experiment(tmp_path, 2, [0, 1], groups=("a", "b")), tmp_path / "out")
     assert started == ["a/s0", "b/s0", "a/s1", "b/s1"]
     assert runs == {g: [tmp_path / "out" / g / "s0", tmp_path / "out" / g / "s1"] for g in ("a", "b")}
+
+
+def test_a_group_with_more_seeds_trains_them_after_the_files_seeds(tmp_path, monkeypatch):
+    from equilibria.cli.main import main
+
+    (tmp_path / "c.yaml").write_text("train: {steps: 2, batch_size: 16}\ngenerator: {width: 8}\n"
+                                     "discriminator: {width: 8}\nlog: {every: 1, tensorboard: false}\n")
+    (tmp_path / "e.yaml").write_text("seeds: [1, 0]\nmetrics: [loss_adv]\ngroups: {a: {config: c.yaml}, "
+                                     "b: {config: c.yaml, seeds: [0, 1, 3, 2]}}\n"
+                                     "scales: {quick: {seeds: [5]}, short: {set: [train.steps=1]}}\n")
+    started = []
+    monkeypatch.setattr("equilibria.experiment.run_locally",
+                        lambda tasks, jobs, on_done: started.extend(t.label for t in tasks))
+    runs = run_experiment(load_experiment(tmp_path / "e.yaml"), tmp_path / "out")
+    assert started == ["a/s1", "b/s1", "a/s0", "b/s0", "b/s2", "b/s3"]
+    assert runs["a"] == [tmp_path / "out" / "a" / f"s{s}" for s in (1, 0)]
+    assert runs["b"] == [tmp_path / "out" / "b" / f"s{s}" for s in (1, 0, 2, 3)]
+    assert [g.seeds for g in load_experiment(tmp_path / "e.yaml", "quick").groups.values()] == [[5], [5]]
+    assert [g.seeds for g in load_experiment(tmp_path / "e.yaml", "short").groups.values()] == [[1, 0], [0, 1, 3, 2]]
+    monkeypatch.chdir(tmp_path)  # the report of every group's own seeds
+    assert main(["experiment", "e.yaml", "--report-only"]) in (0, None)
+    assert "0 of 6 runs have finished" in (tmp_path / "runs" / "e" / "report.md").read_text()
 
 
 def test_groups_option_trains_only_the_named_groups_in_the_files_order(tmp_path, monkeypatch, capsys):

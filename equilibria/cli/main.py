@@ -100,7 +100,8 @@ def _experiment(args: argparse.Namespace) -> None:
 
     if args.report_only:
         for i, (_, _, experiment, out) in enumerate(studies):
-            finish(i, {group: [out / group / f"s{seed}" for seed in experiment.seeds] for group in experiment.groups})
+            finish(i, {name: [out / name / f"s{seed}" for seed in group.seeds]
+                       for name, group in experiment.groups.items()})
         return
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise ConfigError("equilibria experiment under torchrun: got WORLD_SIZE="
