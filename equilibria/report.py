@@ -110,6 +110,12 @@ def markdown_table(rows: Sequence[dict], key: str) -> str:
     return "\n".join(lines)
 
 
+def difference_text(c: Comparison, digits: int = 3) -> str:
+    """"+d [+low, +high]": the difference of the means with its 95% interval (none against a group of one seed)."""
+    f = f"+.{digits}g"
+    return f"{c.difference:{f}}" if math.isnan(c.low) else f"{c.difference:{f}} [{c.low:{f}}, {c.high:{f}}]"
+
+
 def comparison_table(rows: Sequence[dict], baselines: Mapping[str, Sequence[str]], key: str,
                      lower_is_better: bool) -> str:
     """Each group against each of its baselines (``baselines``: group -> baseline groups): the difference of the
@@ -125,10 +131,10 @@ def comparison_table(rows: Sequence[dict], baselines: Mapping[str, Sequence[str]
         cells = []
         for which in ("bests", "finals", "last_quarters"):
             c = compare(by_group[group][which], by_group[baseline][which], lower_is_better)
-            p_value = "n/a" if math.isnan(c.p_value) else f"{c.p_value:.2g}"  # no spread in either group
+            p_value = "n/a" if math.isnan(c.p_value) else f"{c.p_value:.2g}"  # one seed, or no spread in either
             changes = "best_drifts" if which == "bests" else "drifts"
             verdict, note = plateau_verdict(c, by_group[group], by_group[baseline], lower_is_better, changes)
-            cells += [f"{c.difference:+.3g} [{c.low:+.3g}, {c.high:+.3g}]", p_value,
+            cells += [difference_text(c), p_value,
                       f"**{verdict}**" + (f" ({note})" if note else "")]
         lines.append(f"| {group} - {baseline} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

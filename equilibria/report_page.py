@@ -169,8 +169,8 @@ def claims_table(groups: dict[str, list[Path]], experiment: Path) -> str:
             verdict, note = report.plateau_verdict(c, rows[group], rows[baseline], lower, "best_drifts")
             note = f" <small>({html.escape(note)})</small>" if note else ""
             lines.append(f"<tr><td>{html.escape(group)} is better than {html.escape(baseline)} on "
-                         f"{html.escape(key)} (best value)</td><td>{c.difference:+.4g} [{c.low:+.4g}, {c.high:+.4g}]"
-                         f"</td><td>{p}</td><td class=\"{verdict}\">{verdict}{note}</td>"
+                         f"{html.escape(key)} (best value)</td><td>{report.difference_text(c, 4)}</td><td>{p}</td>"
+                         f"<td class=\"{verdict}\">{verdict}{note}</td>"
                          f"<td>{len(rows[group]['bests'])} and {len(rows[baseline]['bests'])} seeds</td>"
                          f"<td><code>{html.escape(info.get('command', ''))}</code></td></tr>")
     if not lines:

@@ -273,6 +273,10 @@ def test_comparison_table_gives_differences_intervals_tests_and_verdicts(tmp_pat
     # a group with two baselines gets a row for each, in the order given
     assert [line.split(" |")[0] for line in lines[2:]] == ["| method - baseline", "| method - worse", "| worse - baseline"]
     assert lines[3].startswith("| method - worse | -19.5 [") and lines[3].count("**holds**") == 3
+    # against a baseline of one seed: the difference alone, no interval and no test
+    (single,) = report.summary({"single": groups["baseline"][:1]}, "eval/fid")
+    line = report.comparison_table([*rows, single], {"method": ["single"]}, "eval/fid", True).splitlines()[2]
+    assert line.startswith("| method - single | -9 | n/a | **undecided** | -9 | n/a |"), line
 
 
 def test_a_verdict_waits_for_the_group_behind_to_reach_its_plateau(tmp_path):
