@@ -11,6 +11,7 @@ An experiment file (YAML, safe loader)::
                        seeds: [0, 1, 2, 3, 4]}         # a group's own seeds, after the file's
     baseline: baseline-nadv5          # each group against it, or {group: its baseline, or a list of them}
     failure: {metric: eval/fid, threshold: 300}                # optional: the share of runs worse than that
+    ratio: [eval/fid]          # optional: compared by the ratio of geometric means (Welch on the logs)
     scales:                                                    # --scale NAME (--quick: quick)
       quick: {set: [train.steps=20], seeds: [0, 1]}
       paper: {set: [train.steps=40000, generator.width=64]}
@@ -24,7 +25,9 @@ finished runs, is ``OUT/report.md`` with one PNG of curves per metric (against i
 clock time), a table of best and final values with 95% intervals over seeds and the change over the
 last quarter of training (the plateau check) and, with a ``baseline``, each group's difference from
 it with its interval, Welch's t-test and a verdict that waits for the group behind to reach its
-plateau (``equilibria.statistics``); with ``failure``,
+plateau (``equilibria.statistics``); for the metrics in ``ratio``, the ratio of the geometric means
+over seeds instead, with the interval and the test on the logs (a claim stated as "FID 42 -> 22",
+robust to one failed seed whose FID is ten times the others); with ``failure``,
 each group's share of failed runs with its exact interval and Fisher's exact test against its
 baseline. Every group starts from the same initial weights for a given seed (the networks are built
 from the seed before any method's).
@@ -65,6 +68,7 @@ class Experiment:
     baselines: dict[str, list[str]] = field(default_factory=dict)  # group -> the groups it is compared with
     scales: dict[str, list[str]] = field(default_factory=dict)
     failure: tuple[str, float] | None = None  # (metric, threshold): a run whose final value is worse fails
+    ratio: list[str] = field(default_factory=list)  # metrics compared by the ratio of geometric means
 
 
 def _strings(value, key: str) -> list[str]:
@@ -75,7 +79,7 @@ def _strings(value, key: str) -> list[str]:
     return value
 
 
-KEYS = ("seeds", "set", "metrics", "groups", "baseline", "scales", "failure")
+KEYS = ("seeds", "set", "metrics", "groups", "baseline", "scales", "failure", "ratio")
 
 
 def load_experiment(path: str | Path, scale: str | None = None) -> Experiment:
@@ -134,7 +138,18 @@ def load_experiment(path: str | Path, scale: str | None = None) -> Experiment:
             raise ConfigError(f"experiment key 'failure': got {failure!r}; allowed: {{metric: NAME, threshold: "
                               "NUMBER}} (a run fails when its final value is worse than the threshold)")
         failure = (failure["metric"], float(failure["threshold"]))
-    return Experiment(groups, seeds, overrides, _strings(metrics, "metrics"), baselines, scales, failure)
+    metrics = _strings(metrics, "metrics")
+    return Experiment(groups, seeds, overrides, metrics, baselines, scales, failure, _ratio(data.get("ratio"), metrics))
+
+
+def _ratio(value, metrics: list[str]) -> list[str]:
+    evaluated = [m for m in metrics if m.startswith("eval/")]
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(m, str) and m in evaluated for m in value):
+        raise ConfigError(f"experiment key 'ratio': got {value!r}; allowed: a list of the file's eval/ metrics "
+                          f"({', '.join(evaluated) or 'none'}), compared by the ratio of geometric means")
+    return value
 
 
 def _seeds(value, key: str) -> list[int]:
@@ -386,11 +401,12 @@ def archive(runs: dict[str, list[Path]], out: Path, dest: Path) -> list[Path]:
 
 def write_report(runs: dict[str, list[Path]], metrics: list[str], out: Path, title: str,
                  baselines: dict[str, list[str]] | None = None, failure: tuple[str, float] | None = None,
-                 command: str = "") -> Path:
+                 command: str = "", ratio: Collection[str] = ()) -> Path:
     """``out/report.md`` over the finished runs: per metric, a table of best and final values with 95%
     intervals over seeds, the change over the last quarter of training,
     each group against its baselines (``baselines``: group -> its baselines; difference, interval, Welch's
-    t-test, verdict), and a curves PNG; with ``failure`` (metric, threshold), the share of failed runs
+    t-test, verdict; for the metrics in ``ratio``, the ratio of geometric means and Welch's t-test on
+    the logs), and a curves PNG; with ``failure`` (metric, threshold), the share of failed runs
     per group (Fisher's exact test against the baseline)."""
     lines = [f"# {title}", ""]
     total = sum(map(len, runs.values()))
@@ -404,6 +420,10 @@ def write_report(runs: dict[str, list[Path]], metrics: list[str], out: Path, tit
                   "the gap in as many steps again at the fastest rate of improvement that the interval of its change "
                   "over the last quarter allows (for best values, the change of its best so far); else it is "
                   "**undecided**.", ""]
+    if baselines and ratio:
+        lines += [f"{', '.join(ratio)}: compared by the ratio of the geometric means over seeds (exp of the "
+                  "difference of the mean logs); the interval, Welch's test and the rule above are on the logs, so "
+                  "1 takes the place of 0.", ""]
     if failure is not None:
         key, threshold = failure
         lower = not key.endswith(report.HIGHER_IS_BETTER)
@@ -418,11 +438,13 @@ def write_report(runs: dict[str, list[Path]], metrics: list[str], out: Path, tit
                 else "a diagnostic: 'best' is the lowest value")
         lines += [f"## {key} ({note})", "", report.markdown_table(rows, key), ""]
         if baselines and key.startswith("eval/"):
-            lines += [report.comparison_table(rows, baselines, key, lower), ""]
+            compared = report.summary(runs, key, lower, log=True) if key in ratio else rows
+            lines += [report.comparison_table(compared, baselines, key, lower, ratio=key in ratio), ""]
         lines += [f"![{key}](curves-{slug}.png)", ""]
     path = out / "report.md"
     path.write_text("\n".join(lines))
     (out / "experiment.json").write_text(json.dumps({  # what equilibria report needs to state the claims
-        "title": title, "metrics": metrics, "baselines": baselines or {}, "failure": failure, "command": command},
+        "title": title, "metrics": metrics, "baselines": baselines or {}, "failure": failure, "command": command,
+        "ratio": list(ratio)},
         indent=1) + "\n")
     return path

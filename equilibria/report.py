@@ -45,17 +45,23 @@ def series(run_dir: str | Path, key: str) -> tuple[np.ndarray, np.ndarray, np.nd
             np.array([r[key] for r in records], dtype=float))
 
 
-def summary(groups: Mapping[str, Sequence[Path]], key: str, lower_is_better: bool = True) -> list[dict]:
+def summary(groups: Mapping[str, Sequence[Path]], key: str, lower_is_better: bool = True,
+            log: bool = False) -> list[dict]:
     """Per group: the best value of each run, their mean and standard deviation, the final value, the
     mean over the last quarter of the steps (a steadier plateau level than one final evaluation), the
     change over that quarter of the value (``drifts``) and of the best value so far (``best_drifts``),
     and the mean wall-clock seconds of the runs. Runs that never logged
-    ``key`` are left out, and a group with none (a metric only some methods log) has no row."""
+    ``key`` are left out, and a group with none (a metric only some methods log) has no row.
+    With ``log``, all of these are of the natural log of the values (which must be positive), for
+    comparisons by ratio (``comparison_table``)."""
     rows = []
     for label, runs in groups.items():
-        logged = [records for records in map(load_metrics, runs) if any(_has(r, key) for r in records)]
+        logged = [(run, records) for run, records in zip(runs, map(load_metrics, runs))
+                  if any(_has(r, key) for r in records)]
         if not logged:
             continue
+        logged = [_log_records(records, key, f"{label}/{Path(run).name}") if log else records
+                  for run, records in logged]
         values = [[r[key] for r in records if _has(r, key)] for records in logged]
         bests = [float(min(v) if lower_is_better else max(v)) for v in values]
         seconds = [records[-1]["seconds"] for records in logged]
@@ -68,6 +74,15 @@ def summary(groups: Mapping[str, Sequence[Path]], key: str, lower_is_better: boo
                      "best_drifts": [_last_quarter_change(records, key, lower_is_better) for records in logged],
                      "seconds_mean": statistics.fmean(seconds)})
     return rows
+
+
+def _log_records(records: Sequence[dict], key: str, run: str) -> list[dict]:
+    """``records`` with each value of ``key`` replaced by its natural log."""
+    values = [r[key] for r in records if _has(r, key)]
+    if min(values) <= 0:
+        raise ValueError(f"{key} of run {run}: got {min(values)!r}; a comparison by ratio needs values > 0 "
+                         "(compare this metric by difference instead)")
+    return [{**r, key: math.log(r[key])} if _has(r, key) else r for r in records]
 
 
 def _last_quarter_change(records: Sequence[dict], key: str, best_if_lower_is_better: bool | None = None) -> float:
@@ -116,14 +131,26 @@ def difference_text(c: Comparison, digits: int = 3) -> str:
     return f"{c.difference:{f}}" if math.isnan(c.low) else f"{c.difference:{f}} [{c.low:{f}}, {c.high:{f}}]"
 
 
+def ratio_text(c: Comparison, digits: int = 3) -> str:
+    """"x r [low, high]" for a ``Comparison`` of log values: the ratio of the geometric means, exp(difference),
+    with its 95% interval (none against a group of one seed)."""
+    f = f".{digits}g"
+    ratio = f"x{math.exp(c.difference):{f}}"
+    return ratio if math.isnan(c.low) else f"{ratio} [{math.exp(c.low):{f}}, {math.exp(c.high):{f}}]"
+
+
 def comparison_table(rows: Sequence[dict], baselines: Mapping[str, Sequence[str]], key: str,
-                     lower_is_better: bool) -> str:
+                     lower_is_better: bool, ratio: bool = False) -> str:
     """Each group against each of its baselines (``baselines``: group -> baseline groups): the difference of the
     means of the best values, of the final values and of the last quarter's means, with 95% bootstrap
-    intervals, Welch's t-test p-value, and the verdict on "better", at the plateau (``plateau_verdict``)."""
+    intervals, Welch's t-test p-value, and the verdict on "better", at the plateau (``plateau_verdict``).
+    With ``ratio`` (``rows`` from ``summary(..., log=True)``), the ratio of the geometric means instead,
+    exp of the difference of the mean logs, and Welch's t-test on the logs."""
     by_group = {r["group"]: r for r in rows}
-    lines = ["| group - baseline | best: difference [95% CI] | Welch p | verdict | final: difference [95% CI] "
-             "| Welch p | verdict | last quarter: difference [95% CI] | Welch p | verdict |",
+    measure, text = ("ratio", ratio_text) if ratio else ("difference", difference_text)
+    lines = [f"| group {'/' if ratio else '-'} baseline | best: {measure} [95% CI] | Welch p | verdict "
+             f"| final: {measure} [95% CI] | Welch p | verdict "
+             f"| last quarter: {measure} [95% CI] | Welch p | verdict |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for group, baseline in pairs(baselines):
         if group not in by_group or baseline not in by_group:
@@ -134,9 +161,9 @@ def comparison_table(rows: Sequence[dict], baselines: Mapping[str, Sequence[str]
             p_value = "n/a" if math.isnan(c.p_value) else f"{c.p_value:.2g}"  # one seed, or no spread in either
             changes = "best_drifts" if which == "bests" else "drifts"
             verdict, note = plateau_verdict(c, by_group[group], by_group[baseline], lower_is_better, changes)
-            cells += [difference_text(c), p_value,
+            cells += [text(c), p_value,
                       f"**{verdict}**" + (f" ({note})" if note else "")]
-        lines.append(f"| {group} - {baseline} | " + " | ".join(cells) + " |")
+        lines.append(f"| {group} {'/' if ratio else '-'} {baseline} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

@@ -160,7 +160,8 @@ def claims_table(groups: dict[str, list[Path]], experiment: Path) -> str:
     lines = []
     for key in [m for m in info["metrics"] if m.startswith("eval/")]:
         lower = not key.endswith(report.HIGHER_IS_BETTER)
-        rows = {r["group"]: r for r in report.summary(groups, key, lower_is_better=lower)}
+        ratio = key in info.get("ratio", [])  # reports written before the key existed have none
+        rows = {r["group"]: r for r in report.summary(groups, key, lower_is_better=lower, log=ratio)}
         for group, baseline in report.pairs(info["baselines"]):
             if group not in rows or baseline not in rows:
                 continue
@@ -169,13 +170,15 @@ def claims_table(groups: dict[str, list[Path]], experiment: Path) -> str:
             verdict, note = report.plateau_verdict(c, rows[group], rows[baseline], lower, "best_drifts")
             note = f" <small>({html.escape(note)})</small>" if note else ""
             lines.append(f"<tr><td>{html.escape(group)} is better than {html.escape(baseline)} on "
-                         f"{html.escape(key)} (best value)</td><td>{report.difference_text(c, 4)}</td><td>{p}</td>"
+                         f"{html.escape(key)} (best value)</td>"
+                         f"<td>{report.ratio_text(c, 4) if ratio else report.difference_text(c, 4)}</td><td>{p}</td>"
                          f"<td class=\"{verdict}\">{verdict}{note}</td>"
                          f"<td>{len(rows[group]['bests'])} and {len(rows[baseline]['bests'])} seeds</td>"
                          f"<td><code>{html.escape(info.get('command', ''))}</code></td></tr>")
     if not lines:
         return "<p>No group has a baseline in this experiment.</p>"
-    return ("<table><tr><th>claim</th><th>ours: difference of the means [95% CI]</th><th>Welch p</th>"
+    return ("<table><tr><th>claim</th><th>ours: difference of the means, or xratio of the geometric means [95% CI]"
+            "</th><th>Welch p</th>"
             "<th>verdict</th><th>setting</th><th>command</th></tr>" + "".join(lines) + "</table>")
 
 

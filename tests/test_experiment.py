@@ -1,6 +1,7 @@
 """Experiments and reports: file checks, resumable runs, tables from hand-written metrics."""
 
 import json
+import math
 import re
 from pathlib import Path
 
@@ -277,6 +278,68 @@ def test_comparison_table_gives_differences_intervals_tests_and_verdicts(tmp_pat
     (single,) = report.summary({"single": groups["baseline"][:1]}, "eval/fid")
     line = report.comparison_table([*rows, single], {"method": ["single"]}, "eval/fid", True).splitlines()[2]
     assert line.startswith("| method - single | -9 | n/a | **undecided** | -9 | n/a |"), line
+
+
+def ratio_groups(tmp_path, bests):
+    """Finished runs of hand-written FIDs, each at its plateau (the same value at steps 1 and 2)."""
+    groups = {}
+    for name, values in bests.items():
+        for seed, fid in enumerate(values):
+            run = tmp_path / name / f"s{seed}"
+            write_metrics(run, [{"step": step, "seconds": float(step), "eval/fid": fid} for step in (1, 2)])
+            (run / "config.yaml").write_text("train: {steps: 2}\n")
+            groups.setdefault(name, []).append(run)
+    return groups
+
+
+def test_a_comparison_by_ratio_is_of_geometric_means_with_welch_on_the_logs(tmp_path):
+    groups = ratio_groups(tmp_path, {"method": [1.0, 4.0], "baseline": [4.0, 16.0]})
+    rows = report.summary(groups, "eval/fid", log=True)
+    assert rows[0]["bests"] == pytest.approx([0.0, math.log(4)])
+    lines = report.comparison_table(rows, {"method": ["baseline"]}, "eval/fid", True, ratio=True).splitlines()
+    assert lines[0].startswith("| group / baseline | best: ratio [95% CI] | Welch p | verdict | final: ratio ")
+    # geometric means 2 and 8: x0.25. The logs are {0, L} and {L, 2L} (L = ln 4): t = -L / (L / sqrt 2) = -sqrt 2
+    # on 2 degrees of freedom, whose two-sided p is 1 - sqrt(2) / 2 = 0.293 (the t(2) CDF: 1/2 + t / (2 sqrt(2 + t^2)))
+    cells = lines[2].split(" | ")
+    assert cells[0] == "| method / baseline" and cells[1].startswith("x0.25 [")
+    assert float(cells[2]) == pytest.approx(1 - math.sqrt(2) / 2, abs=0.005) and cells[3] == "**undecided**"
+
+
+def test_one_failed_seed_decides_a_ratio_but_not_a_difference(tmp_path):
+    """The reason for ``ratio``: a method 2.5 times lower on every seed, and one baseline seed that failed."""
+    method = [2.0, 2.2, 1.8, 2.1, 1.9, 2.0, 2.3, 1.7]
+    groups = ratio_groups(tmp_path, {"method": method, "baseline": [5.0, 5.5, 4.5, 5.2, 4.8, 5.1, 5.4, 250.0]})
+    by_difference = report.comparison_table(report.summary(groups, "eval/fid"), {"method": ["baseline"]}, "eval/fid",
+                                            True).splitlines()[2].split(" | ")
+    by_ratio = report.comparison_table(report.summary(groups, "eval/fid", log=True), {"method": ["baseline"]},
+                                       "eval/fid", True, ratio=True).splitlines()[2].split(" | ")
+    assert by_difference[3] == "**undecided**" and float(by_difference[2]) > 0.3
+    assert by_ratio[3] == "**holds**" and float(by_ratio[2]) < 0.05
+
+
+def test_a_ratio_needs_positive_values(tmp_path):
+    groups = ratio_groups(tmp_path, {"method": [1.0, 0.0]})
+    with pytest.raises(ValueError, match="eval/fid of run method/s1: got 0.0; a comparison by ratio needs values > 0"):
+        report.summary(groups, "eval/fid", log=True)
+
+
+def test_the_ratio_key_of_an_experiment_file(tmp_path):
+    (tmp_path / "c.yaml").write_text("train: {steps: 2}\n")
+    path = tmp_path / "e.yaml"
+    for bad in ("eval/fid", "[eval/kid]", "[loss_adv]"):
+        path.write_text(f"metrics: [eval/fid, loss_adv]\nratio: {bad}\n"
+                        f"groups: {{a: {{config: {tmp_path / 'c.yaml'}}}}}\n")
+        with pytest.raises(ConfigError, match="'ratio': got .*; allowed: a list of the file's eval/ metrics "
+                                              "\\(eval/fid\\)"):
+            load_experiment(path)
+    path.write_text(path.read_text().replace("ratio: [loss_adv]", "ratio: [eval/fid]"))
+    assert load_experiment(path).ratio == ["eval/fid"]
+    groups = ratio_groups(tmp_path / "runs", {"method": [1.0, 4.0], "baseline": [4.0, 16.0]})
+    text = write_report(groups, ["eval/fid"], tmp_path / "out", "r", {"method": ["baseline"]},
+                        ratio=["eval/fid"]).read_text()
+    assert "eval/fid: compared by the ratio of the geometric means" in text and "| method / baseline | x0.25 [" in text
+    assert "| method | 2 | 2.5 [" in text  # the table of values stays in the metric's own units
+    assert json.loads((tmp_path / "out" / "experiment.json").read_text())["ratio"] == ["eval/fid"]
 
 
 def test_a_verdict_waits_for_the_group_behind_to_reach_its_plateau(tmp_path):

@@ -2,6 +2,7 @@
 
 import base64
 import io
+import json
 import re
 import shutil
 import subprocess
@@ -13,7 +14,7 @@ from PIL import Image
 
 from equilibria.cli.main import main
 from equilibria.experiment import load_experiment, run_experiment, write_report
-from equilibria.report_page import write_page
+from equilibria.report_page import claims_table, write_page
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 BROWSER_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -71,6 +72,23 @@ def test_every_image_is_embedded_and_decodes(page):
         with Image.open(io.BytesIO(base64.b64decode(source.split(",", 1)[1]))) as image:
             image.load()
             assert image.size[0] > 0
+
+
+def test_the_claims_table_compares_by_ratio_where_the_experiment_says_so(tmp_path):
+    groups = {}
+    for name, fids in {"method": [1.0, 4.0], "baseline": [4.0, 16.0]}.items():
+        for seed, fid in enumerate(fids):
+            run = tmp_path / name / f"s{seed}"
+            run.mkdir(parents=True)
+            (run / "metrics.jsonl").write_text("".join(json.dumps({"step": s, "seconds": 1.0, "eval/fid": fid}) + "\n"
+                                                       for s in (1, 2)))
+            groups.setdefault(name, []).append(run)
+    info = {"metrics": ["eval/fid"], "baselines": {"method": ["baseline"]}, "command": "c"}
+    (tmp_path / "experiment.json").write_text(json.dumps(info))  # as written before the ratio key
+    assert "<td>-7.5 [" in claims_table(groups, tmp_path)  # 2.5 - 10
+    (tmp_path / "experiment.json").write_text(json.dumps({**info, "ratio": ["eval/fid"]}))
+    cells = re.search(r"\(best value\)</td><td>(.*?)</td><td>(.*?)</td>", claims_table(groups, tmp_path))
+    assert cells.group(1).startswith("x0.25 [") and float(cells.group(2)) == pytest.approx(0.29, abs=0.005)
 
 
 def test_bad_paths_are_refused(tmp_path, capsys):

@@ -90,7 +90,8 @@ def _experiment(args: argparse.Namespace) -> None:
     def finish(i: int, runs: dict[str, list[Path]]) -> None:  # an experiment with no run left: its report
         file, name, experiment, out = studies[i]
         command = f"equilibria experiment {file}" + (f" --scale {scale}" if scale else "")
-        path = write_report(runs, experiment.metrics, out, name, experiment.baselines, experiment.failure, command)
+        path = write_report(runs, experiment.metrics, out, name, experiment.baselines, experiment.failure, command,
+                            experiment.ratio)
         print(f"report written to {path}", flush=True)
         if args.archive:
             written = archive(runs, out, Path(args.archive))
