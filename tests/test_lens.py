@@ -130,6 +130,57 @@ def test_lens_receives_only_its_own_loss():
     assert seen and seen[0]["lens/lambda"] == 1.0 and seen[0]["lens/reconstruction"] > 0
 
 
+def _lens_trainer(channels_last=False):
+    torch.manual_seed(0)
+    gen, disc = Gen(), nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.Flatten(), nn.Linear(32, 1), nn.Flatten(0))
+    lens = Lens(1, width=4, blocks=1)
+    with torch.no_grad():
+        lens.tail.weight.normal_(0, 0.1)
+    component = LensComponent(lens, torch.optim.SGD(lens.parameters(), lr=0.1), get_objective("nonsaturating"),
+                              lam=1.0)
+    trainer = Trainer(gen, disc, get_objective("nonsaturating"), Batches(),
+                      g_optimizer=torch.optim.SGD(gen.parameters(), lr=0.1),
+                      d_optimizer=torch.optim.SGD(disc.parameters(), lr=0.1), batch_size=8, components=[component],
+                      channels_last=channels_last)
+    return trainer, component, lens
+
+
+def test_lens_runs_forward_once_per_iteration():
+    """The adversary's input and the lens's update share one forward pass of the lens."""
+    trainer, _, lens = _lens_trainer()
+    calls = []
+    lens.register_forward_hook(lambda *_: calls.append(1))
+    for _ in range(3):
+        trainer.train_step()
+    assert len(calls) == 3
+
+
+def test_lens_update_recomputes_for_another_batch():
+    """after_iteration on a batch other than the one transformed last takes a fresh forward pass (the
+    kept one is of other data), and the update is the gradient of that batch's loss."""
+    _, component, lens = _lens_trainer()
+    disc = lambda x: x.flatten(1).sum(1)  # noqa: E731
+    seen, other = torch.rand(2, 1, 4, 4), torch.rand(2, 1, 4, 4)
+    component.transform_real(seen)
+    before = [p.detach().clone() for p in lens.parameters()]
+    expected = torch.autograd.grad(lens_loss(lens, disc, other, get_objective("nonsaturating"), 1.0).total,
+                                   list(lens.parameters()))
+
+    class T:
+        step, parallel, discriminator = 0, SINGLE, staticmethod(disc)
+
+    component.after_iteration(T(), other)
+    for p, b, g in zip(lens.parameters(), before, expected):
+        torch.testing.assert_close(p.detach(), b - 0.1 * g)
+
+
+def test_channels_last_converts_the_lens():
+    """train.channels_last reaches the methods' networks, not only the players'."""
+    _, _, lens = _lens_trainer(channels_last=True)
+    assert lens.blocks[0].conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    assert not _lens_trainer()[2].blocks[0].conv1.weight.is_contiguous(memory_format=torch.channels_last)
+
+
 def test_switch_off_once_identity_and_lambda_zero():
     lens = Lens(1, width=4, blocks=1)
     component = LensComponent(lens, torch.optim.SGD(lens.parameters(), lr=0.0), get_objective("wgan"), anneal_steps=1,

@@ -163,9 +163,9 @@ class Trainer:
         self.parallel = parallel
         self.precision = precision
         self.channels_last = channels_last
-        if channels_last:  # the convolutions' weights; the image batches follow in real_batch
-            generator.to(memory_format=torch.channels_last)
-            discriminator.to(memory_format=torch.channels_last)
+        if channels_last:  # the convolution weights, the methods' networks' too; the image batches follow in real_batch
+            for module in [generator, discriminator, *(m for c in self.components for m in c.modules().values())]:
+                module.to(memory_format=torch.channels_last)
         # The players' forward passes of the objective, which are differentiated once, compiled; the
         # penalties, AdvAs's r and the methods call the modules themselves, eager, since they
         # differentiate twice (see _compiled).

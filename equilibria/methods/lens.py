@@ -97,13 +97,14 @@ RECONSTRUCTIONS = ("sum", "mean")
 
 
 def lens_loss(lens: nn.Module, discriminator: nn.Module, real: Tensor, objective: Objective, lam: float,
-              reconstruction: str = "sum") -> LensLoss:
+              reconstruction: str = "sum", lensed: Tensor | None = None) -> LensLoss:
     """lambda L_A + L_R (Section 2): L_A = ``objective.fake_loss(D(L(x)))``; L_R = ||x - L(x)||^2 per
     sample, the squared norm ("sum", the paper's formula) or the mean squared error over its pixels
-    ("mean"), averaged over the batch."""
+    ("mean"), averaged over the batch. ``lensed``: L(x) already computed, with its graph (default:
+    ``lens(real)``)."""
     if reconstruction not in RECONSTRUCTIONS:
         raise ValueError(f"reconstruction: got {reconstruction!r}; allowed: sum, mean")
-    lensed = lens(real)
+    lensed = lens(real) if lensed is None else lensed
     squared = (real - lensed).flatten(1).pow(2)
     reconstruction = (squared.sum(1) if reconstruction == "sum" else squared.mean(1)).mean()
     adversarial = _fake_loss(objective)(discriminator(lensed))
@@ -113,9 +114,11 @@ def lens_loss(lens: nn.Module, discriminator: nn.Module, real: Tensor, objective
 class LensComponent(Component):
     """The lens in the trainer: transforms each real batch and updates itself once per iteration.
 
-    The adversary and the generator see L(x) computed without gradient, so the lens receives only
-    its own loss. With ``switch_off``, once lambda is 0 and the reconstruction error per pixel is
-    below ``switch_off_tol``, the lens is the identity to that tolerance and is no longer run.
+    The adversary and the generator see L(x) detached, so the lens receives only its own loss; the
+    forward pass of the iteration's last real batch keeps its graph for the lens's update (the lens
+    has not moved in between), so each iteration runs the lens forward once. With ``switch_off``,
+    once lambda is 0 and the reconstruction error per pixel is below ``switch_off_tol``, the lens is
+    the identity to that tolerance and is no longer run.
     """
 
     name = "lens"
@@ -132,6 +135,7 @@ class LensComponent(Component):
         self.num_images = min(num_images, 32)
         self.off = False
         self._last_real: Tensor | None = None
+        self._lensed: tuple[Tensor, Tensor] | None = None  # (real, L(real) with its graph), for after_iteration
 
     def current_lambda(self, step: int) -> float:
         return self.lam if self.lam is not None else lens_lambda(step, self.anneal_steps)
@@ -139,15 +143,20 @@ class LensComponent(Component):
     def transform_real(self, real: Tensor) -> Tensor:
         if self.off:
             return real
-        with torch.no_grad():
+        if not torch.is_grad_enabled():
             return self.lens(real)
+        lensed = self.lens(real)
+        self._lensed = (real, lensed)
+        return lensed.detach()
 
     def after_iteration(self, trainer, real: Tensor) -> dict:
         self._last_real = real[: self.num_images]
         lam = self.current_lambda(trainer.step + 1)
         if self.off:
             return {"lens/lambda": lam, "lens/on": 0.0}
-        loss = lens_loss(self.lens, trainer.discriminator, real, self.objective, lam, self.reconstruction)
+        cached, self._lensed = self._lensed, None
+        lensed = cached[1] if cached is not None and cached[0] is real else None
+        loss = lens_loss(self.lens, trainer.discriminator, real, self.objective, lam, self.reconstruction, lensed)
         self.optimizer.zero_grad(set_to_none=True)
         loss.total.backward(inputs=list(self.lens.parameters()))
         trainer.parallel.average_gradients(list(self.lens.parameters()))

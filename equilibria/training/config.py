@@ -116,8 +116,9 @@ class TrainConfig(Section):
     compile: Bool = option(False, "compile the players' forward passes with torch.compile (the first iterations "
                            "pay for it); penalties, AdvAs's r and the methods' networks stay eager, since compiled "
                            "graphs cannot be differentiated twice; not with joint (CGD) updates")
-    channels_last: Bool = option(False, "the players' convolution weights and the image batches in channels_last "
-                                 "memory format (faster on some machines: docs/BENCHMARKS.md)")
+    channels_last: Bool = option(False, "the convolution weights of the players and of the methods' "
+                                 "networks (the lens), and the image batches, in channels_last memory format "
+                                 "(faster on some machines: docs/BENCHMARKS.md)")
 
 
 class EvalConfig(Section):
