@@ -322,12 +322,22 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h" if seconds >= 5400 else f"{seconds / 60:.0f} min"
 
 
+def _rate_text(rate: float | None, recorded: float | None, probed: bool) -> str:
+    """A row's time per 1000 steps: the rate used; beside a probe's, the runs' own (``recorded``)."""
+    if rate is None:
+        return ""
+    if not probed:
+        return f"{1000 * rate:.3g} s"
+    return f"{1000 * rate:.3g} s (probe" + ("" if recorded is None else f"; runs {1000 * recorded:.3g} s") + ")"
+
+
 def progress(experiment: Experiment, out: Path, jobs: int = 1, extra: list[str] | None = None,
              probe_steps: int = 0, threads: int = 1) -> str:
     """Where an experiment stands: per group, its runs done, partial (with the step each resumes from) and new,
     the time per 1000 steps (training and evaluation) measured on its runs so far, and the time left; then the
-    total, in core time and in wall-clock time at ``jobs`` runs at a time. A group without a measured run is
-    timed by ``probe`` when ``probe_steps`` > 0 (marked "probe"), else not counted."""
+    total, in core time and in wall-clock time at ``jobs`` runs at a time. With ``probe_steps`` > 0, each group
+    with steps left is timed here by ``probe`` (marked "probe", beside its runs' rate, which may have been
+    measured on another machine); otherwise a group without a measured run is not counted."""
     rows, unknown, total_left = [], [], 0.0
     by_group: dict[str, list[tuple[RunTask, list[dict]]]] = {name: [] for name in experiment.groups}
     for name, _, task in _tasks(experiment, out, extra):
@@ -338,22 +348,22 @@ def progress(experiment: Experiment, out: Path, jobs: int = 1, extra: list[str] 
         for *_, state in states:
             counts[state] += 1
         measured = [cost for _, records, _ in states if (cost := _cost(records)) is not None]
-        rate = sum(s for _, s in measured) / sum(n for n, _ in measured) if measured else None
+        recorded = sum(s for _, s in measured) / sum(n for n, _ in measured) if measured else None
         start = {task.label: _checkpoint_step(task.run_dir) if state == "partial" else 0 for task, _, state in states}
         left_steps = sum(task.steps - start[task.label] for task, _, state in states if state != "done")
         partial = ", ".join(f"{task.run_dir.name} at {start[task.label]}" for task, _, state in states
                             if state == "partial")
-        probed = rate is None and left_steps > 0 and probe_steps > 0
+        probed = left_steps > 0 and probe_steps > 0
         if probed:
             print(f"{name}: probing {probe_steps} steps", file=sys.stderr, flush=True)
-            rate = probe(experiment, name, probe_steps, threads, extra)
+        rate = probe(experiment, name, probe_steps, threads, extra) if probed else recorded
         if rate is None and left_steps:
             unknown.append(name)
         left = left_steps * rate if rate is not None else None
         total_left += left or 0.0
         rows.append(f"| {name} | {sum(s == 'done' for *_, s in states)} | {partial} | "
                     f"{sum(s == 'new' for *_, s in states)} | "
-                    f"{'' if rate is None else f'{1000 * rate:.3g} s' + (' (probe)' if probed else '')} | "
+                    f"{_rate_text(rate, recorded, probed)} | "
                     f"{'?' if left is None else _duration(left)} |")
     lines = [f"{out}: {counts['done']} of {sum(counts.values())} runs done, {counts['partial']} partial, "
              f"{counts['new']} new", "",

@@ -212,17 +212,24 @@ def test_a_probe_times_training_per_step_and_one_evaluation_per_eval_every(tmp_p
         probe(experiment, "small", 0)
 
 
-def test_status_with_a_probe_counts_the_groups_without_a_measured_run(tmp_path, monkeypatch, capsys):
+def test_status_with_a_probe_times_every_group_with_steps_left_here(tmp_path, monkeypatch, capsys):
+    """A probe counts the groups without a measured run, and replaces the rate of the others' runs (which
+    may have been measured on another machine), shown beside it."""
     from equilibria.cli.main import main
 
-    tiny_experiment(tmp_path, 1000, [0, 1], groups=("measured", "unstarted"))
+    tiny_experiment(tmp_path, 1000, [0, 1], groups=("measured", "unstarted", "finished"))
     write_metrics(tmp_path / "runs" / "e" / "measured" / "s0", [{"step": 1000, "seconds": 2.0}])
+    for seed in (0, 1):
+        write_metrics(tmp_path / "runs" / "e" / "finished" / f"s{seed}", [{"step": 1000, "seconds": 3.0}])
     monkeypatch.chdir(tmp_path)
     assert main(["experiment", "e.yaml", "--status", "--probe", "3"]) in (0, None)
     printed = capsys.readouterr()
-    assert "unstarted: probing 3 steps" in printed.err
-    row = next(line for line in printed.out.splitlines() if line.startswith("| unstarted |"))
-    assert row.startswith("| unstarted | 0 |  | 2 | ") and " s (probe) | " in row  # timed on this machine
+    assert "unstarted: probing 3 steps" in printed.err and "measured: probing 3 steps" in printed.err
+    assert "finished: probing" not in printed.err  # nothing left to time
+    rows = {line.split(" | ")[0]: line for line in printed.out.splitlines() if line.startswith("| ")}
+    assert re.fullmatch(r"\| unstarted \| 0 \|  \| 2 \| \S+ s \(probe\) \| \S+ min \|", rows["| unstarted"])
+    assert re.fullmatch(r"\| measured \| 1 \|  \| 1 \| \S+ s \(probe; runs 2 s\) \| \S+ min \|", rows["| measured"])
+    assert rows["| finished"] == "| finished | 2 |  | 0 | 3 s | 0 min |"
     assert "not counted" not in printed.out and not (tmp_path / "runs" / "e" / "unstarted").exists()
     for args in (["--probe", "3"], ["--status", "--probe", "0"]):
         assert main(["experiment", "e.yaml", *args]) == 2

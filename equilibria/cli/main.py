@@ -216,8 +216,9 @@ def parser() -> argparse.ArgumentParser:
                    help="only print where the experiment stands: runs done, partial and new per group, and the "
                         "time left (in wall-clock time at --jobs)")
     p.add_argument("--probe", type=int, metavar="STEPS",
-                   help="with --status: time each group that has no measured run on a STEPS-step run of its first "
-                        "seed here (one evaluation; in a temporary directory), and count it in the time left")
+                   help="with --status: time each group with steps left on a STEPS-step run of its first seed here "
+                        "(one evaluation; in a temporary directory) and count the time left at that rate (its runs' "
+                        "records may come from another machine)")
     p.add_argument("--archive", metavar="DIR",
                    help="then copy the finished runs' records (config, metrics; no weights) and the report to DIR; "
                         "copied back into the experiment's directory they count as done (one file only)")
