@@ -73,6 +73,22 @@ def test_lens_loss_terms_hand_computed():
         lens_loss(lens, disc, real, get_objective("wgan"), lam=0.25, reconstruction="max")
 
 
+def test_lens_loss_on_a_kept_forward_pass_equals_a_fresh_one():
+    """The module docstring's loop: L(x) computed once for D, its graph reused for the lens's step."""
+    torch.manual_seed(0)
+    lens = Lens(1, width=4, blocks=2)
+    with torch.no_grad():
+        lens.tail.weight.normal_(0, 0.1)
+    disc = nn.Sequential(nn.Flatten(), nn.Linear(16, 1), nn.Flatten(0))
+    real = torch.randn(3, 1, 4, 4)
+    fresh = lens_loss(lens, disc, real, get_objective("nonsaturating"), 0.5)
+    kept = lens_loss(lens, disc, real, get_objective("nonsaturating"), 0.5, lensed=lens(real))
+    assert kept.total.item() == fresh.total.item()
+    for a, b in zip(torch.autograd.grad(fresh.total, list(lens.parameters())),
+                    torch.autograd.grad(kept.total, list(lens.parameters()))):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
 class Gen(nn.Module):
     latent_dim, output_range = 4, (-1.0, 1.0)
 

@@ -9,9 +9,10 @@ identity and training becomes the plain GAN.
 In any loop::
 
     lens, lens_opt = Lens(channels=1), torch.optim.Adam(lens.parameters(), lr=1e-4)
-    real_seen = lens(real).detach()                 # what D trains on instead of real
+    lensed = lens(real)                             # one forward pass, its graph kept for the lens's step
+    real_seen = lensed.detach()                     # what D trains on instead of real
     ...                                             # the usual D and G steps
-    loss = lens_loss(lens, D, real, get_objective("nonsaturating"), lens_lambda(step, 100_000))
+    loss = lens_loss(lens, D, real, get_objective("nonsaturating"), lens_lambda(step, 100_000), lensed=lensed)
     lens_opt.zero_grad(); loss.total.backward(inputs=list(lens.parameters())); lens_opt.step()
 """
 
