@@ -1,9 +1,10 @@
 """The lens's cost per iteration against the plain GAN (experiments/lens-stability.yaml's setting).
 
-``Trainer.train_step`` of the DCGAN 32x32 on MNIST without and with the lens (width 8, 8 residual
-blocks at full resolution: the lens's convolutions outweigh the players'), each in the default
-memory format and with ``train.channels_last``, interleaved in one process after warm-up; medians,
-and the ratios lens / plain and channels_last / default.
+``Trainer.train_step`` of the study's groups original-nolens and original-lens (the DCGAN 32x32 on
+MNIST without and with the lens: width 8, 8 residual blocks at full resolution, whose convolutions
+outweigh the players'), configured as the experiment file does, each in the default memory format
+and with ``train.channels_last``, interleaved in one process after warm-up; medians, and the ratios
+lens / plain and channels_last / default.
 
     .venv/bin/python benchmarks/lens.py --set data.root=../shared/data/mnist --threads 1
 """
@@ -14,13 +15,13 @@ import argparse
 
 import torch
 
+from equilibria.experiment import load_experiment
 from equilibria.training.build import build_trainer
 from equilibria.training.config import load_config
 from interleaved import interleaved_medians
 
-STUDY = ["data.split=test", "generator.width=16", "discriminator.width=16", "log.tensorboard=false"]
-LENS = ["lens.width=8", "lens.anneal_steps=2500", "lens.reconstruction=mean", "lens.optim.lr=2.0e-4"]
-CONFIGS = {"plain": "configs/lens-mnist-original-nolens.yaml", "lens": "configs/lens-mnist-original-lens.yaml"}
+STUDY = "experiments/lens-stability.yaml"
+GROUPS = {"plain": "original-nolens", "lens": "original-lens"}
 
 
 def main() -> None:
@@ -30,11 +31,14 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config overrides")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    experiment = load_experiment(STUDY)
     trainers = {}
-    for method, path in CONFIGS.items():
-        for layout, extra in (("default", []), ("channels_last", ["train.channels_last=true"])):
-            overrides = [*STUDY, *(LENS if method == "lens" else []), *extra, f"threads={args.threads}", *args.set]
-            trainers[f"{method} {layout}"] = build_trainer(load_config(path, overrides))
+    for method, group in GROUPS.items():
+        spec = experiment.groups[group]
+        for layout, value in (("default", "false"), ("channels_last", "true")):
+            overrides = [*experiment.overrides, *spec.overrides, f"train.channels_last={value}",
+                         f"threads={args.threads}", *args.set]
+            trainers[f"{method} {layout}"] = build_trainer(load_config(spec.config, overrides))
     for trainer in trainers.values():
         for _ in range(3):
             trainer.train_step()
@@ -42,7 +46,7 @@ def main() -> None:
     for layout in ("default", "channels_last"):
         plain, lens = median[f"plain {layout}"], median[f"lens {layout}"]
         print(f"{layout:13s} plain {plain * 1e3:7.1f} ms  lens {lens * 1e3:7.1f} ms  lens / plain {lens / plain:.2f}")
-    for method in CONFIGS:
+    for method in GROUPS:
         print(f"{method:5s} channels_last / default "
               f"{median[f'{method} channels_last'] / median[f'{method} default']:.2f}")
 
