@@ -49,7 +49,8 @@ import yaml
 from equilibria import report
 from equilibria.launch import LAUNCHERS, RunTask, run_locally, run_with_submitit
 from equilibria.training import checkpoint
-from equilibria.training.config import ConfigError, load_config
+from equilibria.training.config import Config, ConfigError, load_config, to_dict
+from equilibria.training.run import load_run_config
 
 
 @dataclass
@@ -175,10 +176,13 @@ def _baselines(value, groups: Collection[str]) -> dict[str, list[str]]:
                       "or a mapping group -> another group or a list of other groups")
 
 
-def _tasks(experiment: Experiment, out: Path, extra: list[str] | None, threads: int = 1, processes: int = 1):
+def _tasks(experiment: Experiment, out: Path, extra: list[str] | None, threads: int = 1,
+           processes: int = 1) -> list[tuple[str, Config, RunTask]]:
     """(group name, its config, the RunTask) of every run, seed by seed (every group of a seed before the next
     seed: an experiment stopped early has whole seeds to compare): the file's seeds, then those that only
-    some groups give, in increasing order."""
+    some groups give, in increasing order. Refuses (``ConfigError``) runs already in ``out`` that were
+    trained with another config (``config_changes``): they would be counted, or resumed, as the file's."""
+    tasks, changed = [], []
     extra_seeds = {seed for group in experiment.groups.values() for seed in group.seeds} - {*experiment.seeds}
     for seed in [*experiment.seeds, *sorted(extra_seeds)]:
         for name, group in experiment.groups.items():
@@ -187,8 +191,59 @@ def _tasks(experiment: Experiment, out: Path, extra: list[str] | None, threads: 
             overrides = [*experiment.overrides, *group.overrides, *(extra or []), f"seed={seed}",
                          f"threads={threads}", "log.progress=false"]
             config = load_config(group.config, overrides)
-            yield name, config, RunTask(f"{name}/s{seed}", out / name / f"s{seed}", group.config, overrides,
-                                        config.train.steps, processes)
+            run_dir = out / name / f"s{seed}"
+            if changes := config_changes(run_dir, config):
+                changed.append(f"{name}/s{seed} ({'; '.join(changes)})")
+            tasks.append((name, config, RunTask(f"{name}/s{seed}", run_dir, group.config, overrides,
+                                                config.train.steps, processes)))
+    if changed:
+        raise ConfigError(f"{len(changed)} run{'s' if len(changed) > 1 else ''} in {str(out)!r} trained with "
+                          f"another config than the experiment's now: {', '.join(changed[:5])}"
+                          f"{f' and {len(changed) - 5} more' if len(changed) > 5 else ''}; allowed: runs of the "
+                          "experiment's config (a larger train.steps trains them further): move those run "
+                          "directories away to train them again, or give back the old values")
+    return tasks
+
+
+# config keys a run may differ in: where it ran, and what it writes beside its records (metrics.jsonl)
+WHERE_NOT_WHAT = ("threads", "device", "run_dir", "data.root", "log.progress", "log.tensorboard",
+                  "log.checkpoint_every", "log.keep_checkpoints", "log.sample_every", "log.num_samples")
+
+
+def config_changes(run_dir: Path, config: Config) -> list[str]:
+    """How the config ``run_dir`` was trained with (its ``config.yaml``, if any) differs from ``config``:
+    "key: ran A, now B" for each key but where it ran and what it writes beside its records
+    (``WHERE_NOT_WHAT``), and a larger ``train.steps`` (resuming to it trains the run further)."""
+    if not (run_dir / "config.yaml").is_file():
+        return []
+    ran, now = _flat(to_dict(load_run_config(run_dir))), _flat(to_dict(config))
+    changes = []
+    for key in sorted(ran.keys() | now.keys()):
+        before, after = ran.get(key), now.get(key)
+        ignored = key in WHERE_NOT_WHAT or (key == "train.steps" and before <= after)
+        if before != after and not ignored:
+            changes.append(f"{key}: ran {before!r}, now {after!r}")
+    return changes
+
+
+def _flat(data: dict, prefix: str = "") -> dict[str, Any]:
+    """A nested mapping as dotted keys: {"a": {"b": 1}} -> {"a.b": 1}."""
+    flat = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def run_dirs(experiment: Experiment, out: Path, extra: list[str] | None = None) -> dict[str, list[Path]]:
+    """Every run's directory by group (``OUT/<group>/s<seed>``), with the runs already there checked
+    against the experiment's config (``_tasks``)."""
+    runs: dict[str, list[Path]] = {name: [] for name in experiment.groups}
+    for name, _, task in _tasks(experiment, out, extra):
+        runs[name].append(task.run_dir)
+    return runs
 
 
 def run_experiment(experiment: Experiment, out: Path, *, jobs: int = 1, threads: int = 1,

@@ -99,6 +99,37 @@ def test_run_experiment_trains_then_skips_finished_runs(tmp_path, capsys):
     assert "## loss_adv (a diagnostic: 'best' is the lowest value)" in report_path.read_text()
 
 
+def test_runs_trained_with_another_config_are_refused_before_anything_trains(tmp_path, monkeypatch, capsys):
+    from equilibria.cli.main import main
+
+    out = tmp_path / "out"
+    run_experiment(tiny_experiment(tmp_path, 2, [0, 1], groups=("a", "b")), out)
+    (out / "b" / "s1" / "config.yaml").write_text(  # as if trained before the file changed a key
+        (out / "b" / "s1" / "config.yaml").read_text().replace("width: 8", "width: 6", 1))
+    (out / "a" / "s0" / "config.yaml").write_text(  # moved to another machine: where, not what; and TensorBoard
+        (out / "a" / "s0" / "config.yaml").read_text().replace("threads: 1", "threads: 4").replace(
+            "device: cpu", "device: cuda").replace("tensorboard: false", "tensorboard: true"))
+    trained = []
+    monkeypatch.setattr("equilibria.experiment.run_locally",
+                        lambda tasks, jobs, on_done: trained.extend(t.label for t in tasks))
+    message = (r"1 run in .*out' trained with another config than the experiment's now: "
+               r"b/s1 \(generator.width: ran 6, now 8\)")
+    for call in (lambda: run_experiment(tiny_experiment(tmp_path, 3, [0, 1], groups=("a", "b")), out),
+                 lambda: progress(tiny_experiment(tmp_path, 2, [0, 1], groups=("a", "b")), out)):
+        with pytest.raises(ConfigError, match=message):
+            call()
+    assert trained == []
+    monkeypatch.chdir(tmp_path)
+    assert main(["experiment", "e.yaml", "--report-only", "--out", "out"]) == 2
+    assert "generator.width: ran 6, now 8" in capsys.readouterr().err and not (out / "report.md").exists()
+    (out / "b" / "s1" / "config.yaml").write_text(
+        (out / "b" / "s1" / "config.yaml").read_text().replace("width: 6", "width: 8", 1))
+    run_experiment(tiny_experiment(tmp_path, 3, [0, 1], groups=("a", "b")), out)  # more steps: resumed
+    assert trained == ["a/s0", "b/s0", "a/s1", "b/s1"]
+    with pytest.raises(ConfigError, match=r"4 runs .*a/s0 \(train.steps: ran 2, now 1\)"):  # fewer: not the file's
+        run_experiment(tiny_experiment(tmp_path, 1, [0, 1], groups=("a", "b")), out)
+
+
 def test_runs_are_trained_seed_by_seed(tmp_path, monkeypatch):
     started = []
     monkeypatch.setattr("equilibria.experiment.run_locally",

@@ -63,7 +63,7 @@ def _sample(args: argparse.Namespace) -> None:
 def _experiment(args: argparse.Namespace) -> None:
     import yaml
 
-    from equilibria.experiment import archive, load_experiment, progress, run_experiments, write_report
+    from equilibria.experiment import archive, load_experiment, progress, run_dirs, run_experiments, write_report
     from equilibria.training.config import ConfigError
 
     scale = "quick" if args.quick else args.scale
@@ -101,8 +101,7 @@ def _experiment(args: argparse.Namespace) -> None:
 
     if args.report_only:
         for i, (_, _, experiment, out) in enumerate(studies):
-            finish(i, {name: [out / name / f"s{seed}" for seed in group.seeds]
-                       for name, group in experiment.groups.items()})
+            finish(i, run_dirs(experiment, out, args.set))
         return
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise ConfigError("equilibria experiment under torchrun: got WORLD_SIZE="
