@@ -49,7 +49,7 @@ import yaml
 from equilibria import report
 from equilibria.launch import LAUNCHERS, RunTask, run_locally, run_with_submitit
 from equilibria.training import checkpoint
-from equilibria.training.config import Config, ConfigError, load_config, to_dict
+from equilibria.training.config import Config, ConfigError, dotted, load_config, to_dict
 from equilibria.training.run import load_run_config
 
 
@@ -216,7 +216,7 @@ def config_changes(run_dir: Path, config: Config) -> list[str]:
     (``WHERE_NOT_WHAT``), and a larger ``train.steps`` (resuming to it trains the run further)."""
     if not (run_dir / "config.yaml").is_file():
         return []
-    ran, now = _flat(to_dict(load_run_config(run_dir))), _flat(to_dict(config))
+    ran, now = dotted(to_dict(load_run_config(run_dir))), dotted(to_dict(config))
     changes = []
     for key in sorted(ran.keys() | now.keys()):
         before, after = ran.get(key), now.get(key)
@@ -224,17 +224,6 @@ def config_changes(run_dir: Path, config: Config) -> list[str]:
         if before != after and not ignored:
             changes.append(f"{key}: ran {before!r}, now {after!r}")
     return changes
-
-
-def _flat(data: dict, prefix: str = "") -> dict[str, Any]:
-    """A nested mapping as dotted keys: {"a": {"b": 1}} -> {"a.b": 1}."""
-    flat = {}
-    for key, value in data.items():
-        if isinstance(value, dict):
-            flat.update(_flat(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def run_dirs(experiment: Experiment, out: Path, extra: list[str] | None = None) -> dict[str, list[Path]]:

@@ -32,6 +32,7 @@ from matplotlib.figure import Figure
 from equilibria import report
 from equilibria.experiment import finished
 from equilibria.statistics import compare, mean_interval
+from equilibria.training.config import dotted
 
 EVAL_FIRST = ("eval/",)
 DIAGNOSTICS = ("d_real", "d_fake", "d_real_std", "d_fake_std", "grad_norm_fake", "grad_norm_adv", "grad_norm_gen",
@@ -89,23 +90,13 @@ def _file_data_url(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
 
 
-def _flat(mapping: dict, prefix: str = "") -> dict[str, str]:
-    out = {}
-    for key, value in mapping.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(_flat(value, name + "."))
-        else:
-            out[name] = json.dumps(value)
-    return out
-
-
 def configs_table(groups: dict[str, list[Path]]) -> str:
     """The resolved configs of each group's first run, side by side; differing keys first, highlighted."""
     configs = {}
     for name, runs in groups.items():
         path = runs[0] / "config.yaml"
-        configs[name] = _flat(yaml.safe_load(path.read_text()) or {}) if path.is_file() else {}
+        data = (yaml.safe_load(path.read_text()) or {}) if path.is_file() else {}
+        configs[name] = {key: json.dumps(value) for key, value in dotted(data).items()}
     keys = sorted(set().union(*configs.values()) - {"seed", "run_dir"})
     # a key some configs lack (written before it existed) differs only if the others disagree on it
     differs = [k for k in keys if len({c[k] for c in configs.values() if k in c}) > 1]

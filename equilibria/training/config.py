@@ -393,6 +393,17 @@ def to_dict(config: Config) -> dict:
     return config.model_dump(mode="json")
 
 
+def dotted(data: dict, prefix: str = "") -> dict[str, Any]:
+    """A nested mapping (a config as ``to_dict`` gives it) as dotted keys: {"a": {"b": 1}} -> {"a.b": 1}."""
+    flat = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat.update(dotted(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 # -- methods and the objective of a config ------------------------------------------------------------
 def enabled_methods(config: Config) -> list[tuple[Method, Any]]:
     """The registered methods the config switches on, in registry order, with their sections."""
