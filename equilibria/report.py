@@ -125,18 +125,17 @@ def markdown_table(rows: Sequence[dict], key: str) -> str:
     return "\n".join(lines)
 
 
-def difference_text(c: Comparison, digits: int = 3) -> str:
-    """"+d [+low, +high]": the difference of the means with its 95% interval (none against a group of one seed)."""
-    f = f"+.{digits}g"
-    return f"{c.difference:{f}}" if math.isnan(c.low) else f"{c.difference:{f}} [{c.low:{f}}, {c.high:{f}}]"
-
-
-def ratio_text(c: Comparison, digits: int = 3) -> str:
-    """"x r [low, high]" for a ``Comparison`` of log values: the ratio of the geometric means, exp(difference),
-    with its 95% interval (none against a group of one seed)."""
-    f = f".{digits}g"
-    ratio = f"x{math.exp(c.difference):{f}}"
-    return ratio if math.isnan(c.low) else f"{ratio} [{math.exp(c.low):{f}}, {math.exp(c.high):{f}}]"
+def comparison_text(c: Comparison, ratio: bool, digits: int = 3) -> str:
+    """"+d [+low, +high]": the difference of the means with its 95% interval (none against a group of one seed);
+    with ``ratio`` (a ``Comparison`` of log values), "x r [low, high]": the ratio of the geometric means,
+    exp(difference), and its interval."""
+    if ratio:
+        f, show = f".{digits}g", math.exp
+        text = f"x{show(c.difference):{f}}"
+    else:
+        f, show = f"+.{digits}g", float
+        text = f"{c.difference:{f}}"
+    return text if math.isnan(c.low) else f"{text} [{show(c.low):{f}}, {show(c.high):{f}}]"
 
 
 def comparison_table(rows: Sequence[dict], baselines: Mapping[str, Sequence[str]], key: str,
@@ -147,7 +146,7 @@ def comparison_table(rows: Sequence[dict], baselines: Mapping[str, Sequence[str]
     With ``ratio`` (``rows`` from ``summary(..., log=True)``), the ratio of the geometric means instead,
     exp of the difference of the mean logs, and Welch's t-test on the logs."""
     by_group = {r["group"]: r for r in rows}
-    measure, text = ("ratio", ratio_text) if ratio else ("difference", difference_text)
+    measure = "ratio" if ratio else "difference"
     lines = [f"| group {'/' if ratio else '-'} baseline | best: {measure} [95% CI] | Welch p | verdict "
              f"| final: {measure} [95% CI] | Welch p | verdict "
              f"| last quarter: {measure} [95% CI] | Welch p | verdict |",
@@ -161,7 +160,7 @@ def comparison_table(rows: Sequence[dict], baselines: Mapping[str, Sequence[str]
             p_value = "n/a" if math.isnan(c.p_value) else f"{c.p_value:.2g}"  # one seed, or no spread in either
             changes = "best_drifts" if which == "bests" else "drifts"
             verdict, note = plateau_verdict(c, by_group[group], by_group[baseline], lower_is_better, changes)
-            cells += [text(c), p_value,
+            cells += [comparison_text(c, ratio), p_value,
                       f"**{verdict}**" + (f" ({note})" if note else "")]
         lines.append(f"| {group} {'/' if ratio else '-'} {baseline} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

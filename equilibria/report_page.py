@@ -162,7 +162,7 @@ def claims_table(groups: dict[str, list[Path]], experiment: Path) -> str:
             note = f" <small>({html.escape(note)})</small>" if note else ""
             lines.append(f"<tr><td>{html.escape(group)} is better than {html.escape(baseline)} on "
                          f"{html.escape(key)} (best value)</td>"
-                         f"<td>{report.ratio_text(c, 4) if ratio else report.difference_text(c, 4)}</td><td>{p}</td>"
+                         f"<td>{report.comparison_text(c, ratio, 4)}</td><td>{p}</td>"
                          f"<td class=\"{verdict}\">{verdict}{note}</td>"
                          f"<td>{len(rows[group]['bests'])} and {len(rows[baseline]['bests'])} seeds</td>"
                          f"<td><code>{html.escape(info.get('command', ''))}</code></td></tr>")

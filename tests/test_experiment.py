@@ -11,6 +11,7 @@ import yaml
 from equilibria import report
 from equilibria.experiment import archive, load_experiment, probe, progress, run_experiment, write_report
 from equilibria.launch import RunTask
+from equilibria.statistics import Comparison
 from equilibria.training.config import ConfigError
 
 
@@ -341,6 +342,15 @@ def test_a_comparison_by_ratio_is_of_geometric_means_with_welch_on_the_logs(tmp_
     cells = lines[2].split(" | ")
     assert cells[0] == "| method / baseline" and cells[1].startswith("x0.25 [")
     assert float(cells[2]) == pytest.approx(1 - math.sqrt(2) / 2, abs=0.005) and cells[3] == "**undecided**"
+
+
+def test_the_text_of_a_comparison_by_difference_and_by_ratio():
+    by_difference = Comparison(difference=-9.0, low=-12.0, high=-6.5, p_value=0.01, verdict="holds")
+    assert report.comparison_text(by_difference, ratio=False) == "-9 [-12, -6.5]"
+    by_ratio = Comparison(math.log(0.25), math.log(0.2), math.log(0.4), 0.01, "holds")  # logs of the ratios
+    assert report.comparison_text(by_ratio, ratio=True) == "x0.25 [0.2, 0.4]"
+    assert report.comparison_text(Comparison(math.log(2.0), math.nan, math.nan, math.nan, "undecided"),
+                                  ratio=True, digits=4) == "x2"  # against one seed: no interval
 
 
 def test_one_failed_seed_decides_a_ratio_but_not_a_difference(tmp_path):
