@@ -12,6 +12,7 @@ An experiment file (YAML, safe loader)::
     baseline: baseline-nadv5          # each group against it, or {group: its baseline, or a list of them}
     failure: {metric: eval/fid, threshold: 300}                # optional: the share of runs worse than that
     ratio: [eval/fid]          # optional: compared by the ratio of geometric means (Welch on the logs)
+    at: [5000]                 # optional: the eval/ metrics also at these steps (how fast groups get there)
     scales:                                                    # --scale NAME (--quick: quick)
       quick: {set: [train.steps=20], seeds: [0, 1]}
       paper: {set: [train.steps=40000, generator.width=64]}
@@ -39,7 +40,7 @@ import json
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,7 @@ class Experiment:
     scales: dict[str, list[str]] = field(default_factory=dict)
     failure: tuple[str, float] | None = None  # (metric, threshold): a run whose final value is worse fails
     ratio: list[str] = field(default_factory=list)  # metrics compared by the ratio of geometric means
+    at: list[int] = field(default_factory=list)  # steps at which the eval/ metrics are also compared
 
 
 def _strings(value, key: str) -> list[str]:
@@ -80,7 +82,7 @@ def _strings(value, key: str) -> list[str]:
     return value
 
 
-KEYS = ("seeds", "set", "metrics", "groups", "baseline", "scales", "failure", "ratio")
+KEYS = ("seeds", "set", "metrics", "groups", "baseline", "scales", "failure", "ratio", "at")
 
 
 def load_experiment(path: str | Path, scale: str | None = None) -> Experiment:
@@ -140,7 +142,18 @@ def load_experiment(path: str | Path, scale: str | None = None) -> Experiment:
                               "NUMBER}} (a run fails when its final value is worse than the threshold)")
         failure = (failure["metric"], float(failure["threshold"]))
     metrics = _strings(metrics, "metrics")
-    return Experiment(groups, seeds, overrides, metrics, baselines, scales, failure, _ratio(data.get("ratio"), metrics))
+    return Experiment(groups, seeds, overrides, metrics, baselines, scales, failure, _ratio(data.get("ratio"), metrics),
+                      _at(data.get("at")))
+
+
+def _at(value) -> list[int]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1
+                                              for s in value) or len(set(value)) < len(value):
+        raise ConfigError(f"experiment key 'at': got {value!r}; allowed: a list of distinct steps >= 1, at which "
+                          "the eval/ metrics are also compared (each run's last value logged at or before the step)")
+    return sorted(value)
 
 
 def _ratio(value, metrics: list[str]) -> list[str]:
@@ -455,13 +468,14 @@ def archive(runs: dict[str, list[Path]], out: Path, dest: Path) -> list[Path]:
 
 def write_report(runs: dict[str, list[Path]], metrics: list[str], out: Path, title: str,
                  baselines: dict[str, list[str]] | None = None, failure: tuple[str, float] | None = None,
-                 command: str = "", ratio: Collection[str] = ()) -> Path:
+                 command: str = "", ratio: Collection[str] = (), at: Sequence[int] = ()) -> Path:
     """``out/report.md`` over the finished runs: per metric, a table of best and final values with 95%
     intervals over seeds, the change over the last quarter of training,
     each group against its baselines (``baselines``: group -> its baselines; difference, interval, Welch's
     t-test, verdict; for the metrics in ``ratio``, the ratio of geometric means and Welch's t-test on
     the logs), and a curves PNG; with ``failure`` (metric, threshold), the share of failed runs
-    per group (Fisher's exact test against the baseline)."""
+    per group (Fisher's exact test against the baseline); with ``at``, the eval/ metrics' values at those
+    steps in both tables."""
     lines = [f"# {title}", ""]
     total = sum(map(len, runs.values()))
     runs = {name: [r for r in run_dirs if finished(r)] for name, run_dirs in runs.items()}
@@ -486,19 +500,20 @@ def write_report(runs: dict[str, list[Path]], metrics: list[str], out: Path, tit
     for key in metrics:
         slug = key.replace("/", "-")
         lower = not key.endswith(report.HIGHER_IS_BETTER)
-        rows = report.summary(runs, key, lower_is_better=lower)
+        steps = at if key.startswith("eval/") else ()
+        rows = report.summary(runs, key, lower_is_better=lower, at=steps)
         report.plot_curves(runs, key, out / f"curves-{slug}.png", title=f"{title}: {key}")
         note = (f"{'lower' if lower else 'higher'} is better" if key.startswith("eval/")
                 else "a diagnostic: 'best' is the lowest value")
         lines += [f"## {key} ({note})", "", report.markdown_table(rows, key), ""]
         if baselines and key.startswith("eval/"):
-            compared = report.summary(runs, key, lower, log=True) if key in ratio else rows
+            compared = report.summary(runs, key, lower, log=True, at=steps) if key in ratio else rows
             lines += [report.comparison_table(compared, baselines, key, lower, ratio=key in ratio), ""]
         lines += [f"![{key}](curves-{slug}.png)", ""]
     path = out / "report.md"
     path.write_text("\n".join(lines))
     (out / "experiment.json").write_text(json.dumps({  # what equilibria report needs to state the claims
         "title": title, "metrics": metrics, "baselines": baselines or {}, "failure": failure, "command": command,
-        "ratio": list(ratio)},
+        "ratio": list(ratio), "at": list(at)},
         indent=1) + "\n")
     return path

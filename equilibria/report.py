@@ -46,11 +46,12 @@ def series(run_dir: str | Path, key: str) -> tuple[np.ndarray, np.ndarray, np.nd
 
 
 def summary(groups: Mapping[str, Sequence[Path]], key: str, lower_is_better: bool = True,
-            log: bool = False) -> list[dict]:
+            log: bool = False, at: Sequence[int] = ()) -> list[dict]:
     """Per group: the best value of each run, their mean and standard deviation, the final value, the
     mean over the last quarter of the steps (a steadier plateau level than one final evaluation), the
     change over that quarter of the value (``drifts``) and of the best value so far (``best_drifts``),
-    and the mean wall-clock seconds of the runs. Runs that never logged
+    the value at each step of ``at`` (``at``: step -> one value per run, ``value_at``: how fast a
+    group gets there), and the mean wall-clock seconds of the runs. Runs that never logged
     ``key`` are left out, and a group with none (a metric only some methods log) has no row.
     With ``log``, all of these are of the natural log of the values (which must be positive), for
     comparisons by ratio (``comparison_table``)."""
@@ -60,8 +61,8 @@ def summary(groups: Mapping[str, Sequence[Path]], key: str, lower_is_better: boo
                   if any(_has(r, key) for r in records)]
         if not logged:
             continue
-        logged = [_log_records(records, key, f"{label}/{Path(run).name}") if log else records
-                  for run, records in logged]
+        names = [f"{label}/{Path(run).name}" for run, _ in logged]
+        logged = [_log_records(records, key, name) if log else records for name, (_, records) in zip(names, logged)]
         values = [[r[key] for r in records if _has(r, key)] for records in logged]
         bests = [float(min(v) if lower_is_better else max(v)) for v in values]
         seconds = [records[-1]["seconds"] for records in logged]
@@ -72,8 +73,19 @@ def summary(groups: Mapping[str, Sequence[Path]], key: str, lower_is_better: boo
                      "last_quarters": [_last_quarter_mean(records, key) for records in logged],
                      "drifts": [_last_quarter_change(records, key) for records in logged],
                      "best_drifts": [_last_quarter_change(records, key, lower_is_better) for records in logged],
+                     "at": {step: [value_at(records, key, step, name) for name, records in zip(names, logged)]
+                            for step in at},
                      "seconds_mean": statistics.fmean(seconds)})
     return rows
+
+
+def value_at(records: Sequence[dict], key: str, step: int, run: str = "the run") -> float:
+    """The last value of ``key`` logged at or before ``step`` (the final one for a run that ended earlier)."""
+    logged = [r[key] for r in records if _has(r, key) and r["step"] <= step]
+    if not logged:
+        raise ValueError(f"at: got step {step}, before {run} first logged {key}; allowed: a step at or after "
+                         "every run's first evaluation")
+    return float(logged[-1])
 
 
 def _log_records(records: Sequence[dict], key: str, run: str) -> list[dict]:
@@ -112,16 +124,18 @@ def _interval(values: Sequence[float], sign: bool = False) -> str:
 
 def markdown_table(rows: Sequence[dict], key: str) -> str:
     """Per group: best and final value and the mean over the last quarter of the steps, each a mean over
-    seeds with its 95% bootstrap interval, and the change over that quarter (the plateau check: its
-    interval should hold 0)."""
+    seeds with its 95% bootstrap interval, the change over that quarter (the plateau check: its
+    interval should hold 0), and the value at each step of the rows' ``at``."""
+    steps = list(rows[0]["at"]) if rows else []
     lines = [f"| group | seeds | best {key} [95% CI] | per seed | final {key} [95% CI] | last quarter's mean [95% CI] "
-             "| seconds per run | change over the last quarter [95% CI] |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| seconds per run | change over the last quarter [95% CI] |"
+             + "".join(f" at step {step} [95% CI] |" for step in steps),
+             "| --- " * (8 + len(steps)) + "|"]
     for r in rows:
         per_seed = ", ".join(f"{b:.3g}" for b in r["bests"])
         lines.append(f"| {r['group']} | {r['runs']} | {_interval(r['bests'])} | {per_seed} | "
                      f"{_interval(r['finals'])} | {_interval(r['last_quarters'])} | {r['seconds_mean']:.0f} | "
-                     f"{_interval(r['drifts'], sign=True)} |")
+                     f"{_interval(r['drifts'], sign=True)} |" + "".join(f" {_interval(r['at'][step])} |" for step in steps))
     return "\n".join(lines)
 
 
@@ -142,24 +156,29 @@ def comparison_table(rows: Sequence[dict], baselines: Mapping[str, Sequence[str]
                      lower_is_better: bool, ratio: bool = False) -> str:
     """Each group against each of its baselines (``baselines``: group -> baseline groups): the difference of the
     means of the best values, of the final values and of the last quarter's means, with 95% bootstrap
-    intervals, Welch's t-test p-value, and the verdict on "better", at the plateau (``plateau_verdict``).
-    With ``ratio`` (``rows`` from ``summary(..., log=True)``), the ratio of the geometric means instead,
-    exp of the difference of the mean logs, and Welch's t-test on the logs."""
+    intervals, Welch's t-test p-value, and the verdict on "better", at the plateau (``plateau_verdict``);
+    then the same of the values at each step of the rows' ``at`` (how fast: a plain ``verdict``, no
+    plateau to wait for). With ``ratio`` (``rows`` from ``summary(..., log=True)``), the ratio of the
+    geometric means instead, exp of the difference of the mean logs, and Welch's t-test on the logs."""
     by_group = {r["group"]: r for r in rows}
     measure = "ratio" if ratio else "difference"
-    lines = [f"| group {'/' if ratio else '-'} baseline | best: {measure} [95% CI] | Welch p | verdict "
-             f"| final: {measure} [95% CI] | Welch p | verdict "
-             f"| last quarter: {measure} [95% CI] | Welch p | verdict |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    steps = list(rows[0]["at"]) if rows else []
+    columns = ["best", "final", "last quarter", *(f"at step {step}" for step in steps)]
+    lines = [f"| group {'/' if ratio else '-'} baseline |"
+             + "".join(f" {column}: {measure} [95% CI] | Welch p | verdict |" for column in columns),
+             "| --- " * (1 + 3 * len(columns)) + "|"]
     for group, baseline in pairs(baselines):
         if group not in by_group or baseline not in by_group:
             continue  # a metric that one of them never logged
         cells = []
-        for which in ("bests", "finals", "last_quarters"):
-            c = compare(by_group[group][which], by_group[baseline][which], lower_is_better)
+        for which in ("bests", "finals", "last_quarters", *steps):
+            a, b = ((by_group[g][which] if isinstance(which, str) else by_group[g]["at"][which])
+                    for g in (group, baseline))
+            c = compare(a, b, lower_is_better)
             p_value = "n/a" if math.isnan(c.p_value) else f"{c.p_value:.2g}"  # one seed, or no spread in either
             changes = "best_drifts" if which == "bests" else "drifts"
-            verdict, note = plateau_verdict(c, by_group[group], by_group[baseline], lower_is_better, changes)
+            verdict, note = (plateau_verdict(c, by_group[group], by_group[baseline], lower_is_better, changes)
+                             if isinstance(which, str) else (c.verdict, ""))
             cells += [comparison_text(c, ratio), p_value,
                       f"**{verdict}**" + (f" ({note})" if note else "")]
         lines.append(f"| {group} {'/' if ratio else '-'} {baseline} | " + " | ".join(cells) + " |")

@@ -598,3 +598,47 @@ def test_sigterm_to_the_experiment_stops_its_runs_with_checkpoints_and_starts_no
     assert "stopped by SIGTERM after step" in (first / "stdout.log").read_text()
     stopped_at = json.loads((first / "metrics.jsonl").read_text().splitlines()[-1])["step"]
     assert 0 < stopped_at < 3000
+
+
+def test_the_value_at_a_step_is_the_last_one_logged_at_or_before_it():
+    records = [{"step": 2, "eval/fid": 40.0}, {"step": 3, "loss_adv": 1.0}, {"step": 4, "eval/fid": 30.0}]
+    assert report.value_at(records, "eval/fid", 3) == 40.0  # step 3 logged no FID: the one of step 2
+    assert report.value_at(records, "eval/fid", 4) == 30.0
+    assert report.value_at(records, "eval/fid", 100) == 30.0  # a run that ended earlier: its final value
+    with pytest.raises(ValueError, match="at: got step 1, before fast/s0 first logged eval/fid"):
+        report.value_at(records, "eval/fid", 1, "fast/s0")
+
+
+def test_the_at_key_compares_how_fast_groups_get_there(tmp_path):
+    """Two groups that end at the same FID, one halfway there by step 2: the values at step 3 (those of
+    step 2) are compared without waiting for a plateau, the final ones are equal."""
+    curves = {"fast": [(40.0, 10.0), (42.0, 11.0), (38.0, 9.0)], "slow": [(80.0, 10.0), (84.0, 11.0), (76.0, 9.0)]}
+    groups = {}
+    for name, runs in curves.items():
+        for seed, (early, final) in enumerate(runs):
+            run = tmp_path / name / f"s{seed}"
+            write_metrics(run, [{"step": 2, "seconds": 2.0, "eval/fid": early},
+                                {"step": 6, "seconds": 6.0, "eval/fid": final}])
+            (run / "config.yaml").write_text("train: {steps: 6}\n")
+            groups.setdefault(name, []).append(run)
+    text = write_report(groups, ["eval/fid"], tmp_path / "out", "speed", {"fast": ["slow"]}, ratio=["eval/fid"],
+                        at=[3]).read_text()
+    header = next(line for line in text.splitlines() if line.startswith("| group / baseline |"))
+    assert header.endswith("| at step 3: ratio [95% CI] | Welch p | verdict |")
+    cells = next(line for line in text.splitlines() if line.startswith("| fast / slow |")).split(" | ")
+    assert cells[1].startswith("x1 ") and cells[3] == "**undecided**"  # best: the same final FIDs
+    ratio, low, high = map(float, re.fullmatch(r"x(\S+) \[(\S+), (\S+)\]", cells[10]).groups())
+    assert ratio == 0.5 and low < 0.5 < high < 1 and cells[12] == "**holds** |"  # geometric means 40 and 80
+    assert "| fast | 3 | 10 [" in text and "| 40 [" in text  # values in FID: means 10 and 40 (at step 3)
+    assert json.loads((tmp_path / "out" / "experiment.json").read_text())["at"] == [3]
+
+
+@pytest.mark.parametrize("bad", ["5000", "[0]", "[true]", "[100, 100]", "[1.5]"])
+def test_a_bad_at_key_is_refused(tmp_path, bad):
+    (tmp_path / "c.yaml").write_text("train: {steps: 2}\n")
+    path = tmp_path / "e.yaml"
+    path.write_text(f"at: {bad}\ngroups: {{a: {{config: {tmp_path / 'c.yaml'}}}}}\n")
+    with pytest.raises(ConfigError, match="experiment key 'at': got .*; allowed: a list of distinct steps >= 1"):
+        load_experiment(path)
+    path.write_text(path.read_text().replace(f"at: {bad}", "at: [4000, 200]"))
+    assert load_experiment(path).at == [200, 4000]

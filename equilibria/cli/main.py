@@ -91,7 +91,7 @@ def _experiment(args: argparse.Namespace) -> None:
         file, name, experiment, out = studies[i]
         command = f"equilibria experiment {file}" + (f" --scale {scale}" if scale else "")
         path = write_report(runs, experiment.metrics, out, name, experiment.baselines, experiment.failure, command,
-                            experiment.ratio)
+                            experiment.ratio, experiment.at)
         print(f"report written to {path}", flush=True)
         if args.archive:
             written = archive(runs, out, Path(args.archive))
