@@ -152,20 +152,24 @@ def claims_table(groups: dict[str, list[Path]], experiment: Path) -> str:
     for key in [m for m in info["metrics"] if m.startswith("eval/")]:
         lower = not key.endswith(report.HIGHER_IS_BETTER)
         ratio = key in info.get("ratio", [])  # reports written before the key existed have none
-        rows = {r["group"]: r for r in report.summary(groups, key, lower_is_better=lower, log=ratio)}
+        steps = info.get("at", [])  # reports written before the key existed have none
+        rows = {r["group"]: r for r in report.summary(groups, key, lower_is_better=lower, log=ratio, at=steps)}
         for group, baseline in report.pairs(info["baselines"]):
             if group not in rows or baseline not in rows:
                 continue
-            c = compare(rows[group]["bests"], rows[baseline]["bests"], lower)
-            p = "n/a" if np.isnan(c.p_value) else f"{c.p_value:.2g}"
-            verdict, note = report.plateau_verdict(c, rows[group], rows[baseline], lower, "best_drifts")
-            note = f" <small>({html.escape(note)})</small>" if note else ""
-            lines.append(f"<tr><td>{html.escape(group)} is better than {html.escape(baseline)} on "
-                         f"{html.escape(key)} (best value)</td>"
-                         f"<td>{report.comparison_text(c, ratio, 4)}</td><td>{p}</td>"
-                         f"<td class=\"{verdict}\">{verdict}{note}</td>"
-                         f"<td>{len(rows[group]['bests'])} and {len(rows[baseline]['bests'])} seeds</td>"
-                         f"<td><code>{html.escape(info.get('command', ''))}</code></td></tr>")
+            for step in [None, *steps]:  # the best value (at its plateau), then the value at each step
+                a, b = ((rows[g]["bests"] if step is None else rows[g]["at"][step]) for g in (group, baseline))
+                c = compare(a, b, lower)
+                p = "n/a" if np.isnan(c.p_value) else f"{c.p_value:.2g}"
+                verdict, note = (report.plateau_verdict(c, rows[group], rows[baseline], lower, "best_drifts")
+                                 if step is None else (c.verdict, ""))
+                note = f" <small>({html.escape(note)})</small>" if note else ""
+                lines.append(f"<tr><td>{html.escape(group)} is better than {html.escape(baseline)} on "
+                             f"{html.escape(key)} ({'best value' if step is None else f'at step {step}'})</td>"
+                             f"<td>{report.comparison_text(c, ratio, 4)}</td><td>{p}</td>"
+                             f"<td class=\"{verdict}\">{verdict}{note}</td>"
+                             f"<td>{len(a)} and {len(b)} seeds</td>"
+                             f"<td><code>{html.escape(info.get('command', ''))}</code></td></tr>")
     if not lines:
         return "<p>No group has a baseline in this experiment.</p>"
     return ("<table><tr><th>claim</th><th>ours: difference of the means, or xratio of the geometric means [95% CI]"

@@ -91,6 +91,24 @@ def test_the_claims_table_compares_by_ratio_where_the_experiment_says_so(tmp_pat
     assert cells.group(1).startswith("x0.25 [") and float(cells.group(2)) == pytest.approx(0.29, abs=0.005)
 
 
+def test_the_claims_table_states_the_value_at_each_step_of_the_experiments_at_key(tmp_path):
+    """At step 1 the method is at 10 and 20 where the baseline is at 40 and 80 (a quarter); both end at 5."""
+    groups = {}
+    for name, early in {"method": [10.0, 20.0], "baseline": [40.0, 80.0]}.items():
+        for seed, fid in enumerate(early):
+            run = tmp_path / name / f"s{seed}"
+            run.mkdir(parents=True)
+            (run / "metrics.jsonl").write_text("".join(json.dumps({"step": s, "seconds": 1.0, "eval/fid": v}) + "\n"
+                                                       for s, v in ((1, fid), (2, 5.0 + seed))))
+            groups.setdefault(name, []).append(run)
+    info = {"metrics": ["eval/fid"], "baselines": {"method": ["baseline"]}, "command": "c", "ratio": ["eval/fid"],
+            "at": [1]}
+    (tmp_path / "experiment.json").write_text(json.dumps(info))
+    table = claims_table(groups, tmp_path)
+    assert re.search(r"\(best value\)</td><td>x1 ", table)  # the same best values
+    assert re.search(r"on eval/fid \(at step 1\)</td><td>x0.25 \[", table)
+
+
 def test_bad_paths_are_refused(tmp_path, capsys):
     assert main(["report", str(tmp_path), "--out", str(tmp_path / "r.html")]) == 2
     assert "is neither a run directory (metrics.jsonl) nor an experiment directory" in capsys.readouterr().err
