@@ -74,15 +74,22 @@ def test_every_image_is_embedded_and_decodes(page):
             assert image.size[0] > 0
 
 
-def test_the_claims_table_compares_by_ratio_where_the_experiment_says_so(tmp_path):
+def fid_runs(root, curves):
+    """Runs of hand-written FIDs: ``curves`` maps a group to one list of (step, FID) per seed."""
     groups = {}
-    for name, fids in {"method": [1.0, 4.0], "baseline": [4.0, 16.0]}.items():
-        for seed, fid in enumerate(fids):
-            run = tmp_path / name / f"s{seed}"
+    for name, seeds in curves.items():
+        for seed, curve in enumerate(seeds):
+            run = root / name / f"s{seed}"
             run.mkdir(parents=True)
-            (run / "metrics.jsonl").write_text("".join(json.dumps({"step": s, "seconds": 1.0, "eval/fid": fid}) + "\n"
-                                                       for s in (1, 2)))
+            (run / "metrics.jsonl").write_text("".join(json.dumps({"step": s, "seconds": 1.0, "eval/fid": v}) + "\n"
+                                                       for s, v in curve))
             groups.setdefault(name, []).append(run)
+    return groups
+
+
+def test_the_claims_table_compares_by_ratio_where_the_experiment_says_so(tmp_path):
+    groups = fid_runs(tmp_path, {name: [[(1, fid), (2, fid)] for fid in fids]
+                                 for name, fids in {"method": [1.0, 4.0], "baseline": [4.0, 16.0]}.items()})
     info = {"metrics": ["eval/fid"], "baselines": {"method": ["baseline"]}, "command": "c"}
     (tmp_path / "experiment.json").write_text(json.dumps(info))  # as written before the ratio key
     assert "<td>-7.5 [" in claims_table(groups, tmp_path)  # 2.5 - 10
@@ -93,14 +100,8 @@ def test_the_claims_table_compares_by_ratio_where_the_experiment_says_so(tmp_pat
 
 def test_the_claims_table_states_the_value_at_each_step_of_the_experiments_at_key(tmp_path):
     """At step 1 the method is at 10 and 20 where the baseline is at 40 and 80 (a quarter); both end at 5."""
-    groups = {}
-    for name, early in {"method": [10.0, 20.0], "baseline": [40.0, 80.0]}.items():
-        for seed, fid in enumerate(early):
-            run = tmp_path / name / f"s{seed}"
-            run.mkdir(parents=True)
-            (run / "metrics.jsonl").write_text("".join(json.dumps({"step": s, "seconds": 1.0, "eval/fid": v}) + "\n"
-                                                       for s, v in ((1, fid), (2, 5.0 + seed))))
-            groups.setdefault(name, []).append(run)
+    groups = fid_runs(tmp_path, {name: [[(1, fid), (2, 5.0 + seed)] for seed, fid in enumerate(early)]
+                                 for name, early in {"method": [10.0, 20.0], "baseline": [40.0, 80.0]}.items()})
     info = {"metrics": ["eval/fid"], "baselines": {"method": ["baseline"]}, "command": "c", "ratio": ["eval/fid"],
             "at": [1]}
     (tmp_path / "experiment.json").write_text(json.dumps(info))
