@@ -1,9 +1,15 @@
 """The experiment scripts under experiments/, run on small runs."""
 
+import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+import torch
+
+from equilibria.data import load_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -147,3 +153,34 @@ def test_scripts_refuse_bad_options_with_a_clear_error(tmp_path):
     for args, message in cases:
         done = subprocess.run([sys.executable, str(ROOT / args[0]), *args[1:]], capture_output=True, text=True)
         assert done.returncode != 0 and message in done.stderr, (args, done.stderr)
+
+
+def test_discriminator_overfitting_script_compares_training_and_held_out_images(tmp_path):
+    """A digits run on the first 1500 of the 1797 images: one row per checkpoint, D's outputs on the 297 others."""
+    run = tmp_path / "run"
+    train = [sys.executable, "-m", "equilibria.cli.main", "train", str(ROOT / "configs/vral-digits-minimax.yaml"),
+             "--run-dir", str(run), "--set", "train.steps=4", "--set", "log.checkpoint_every=2", "--set",
+             "log.tensorboard=false", "--set", "log.progress=false"]
+    subprocess.run([*train, "--set", "data.num_samples=1500"], check=True, capture_output=True)
+    done = subprocess.run([sys.executable, str(ROOT / "experiments/discriminator_overfitting.py"), str(run),
+                           "--samples", "400"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [line.strip("| ").split(" | ") for line in done.stdout.splitlines() if line.startswith(("| 2 |", "| 4 |"))]
+    assert [row[0] for row in rows] == ["2", "4"] and all(row[1] == "nan" for row in rows)  # no FID logged
+    for row in rows:  # the differences are of the printed means
+        trained, held, generated = float(row[2]), float(row[3]), float(row[5])
+        assert abs(float(row[4]) - (trained - held)) <= 1.5e-3 and abs(float(row[6]) - (trained - generated)) <= 1.5e-3
+    assert (run / "discriminator-overfitting.png").stat().st_size > 0
+    spec = importlib.util.spec_from_file_location("overfitting", ROOT / "experiments/discriminator_overfitting.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    training, held = script.held_out_images(run, 400)
+    digits = load_dataset("digits")
+    assert torch.equal(training.data, digits.data[:1500]) and torch.equal(held, digits.data[1500:1797])
+    assert script.as_input(torch.tensor([0, 51, 255], dtype=torch.uint8), (-1.0, 1.0)).tolist() == \
+        pytest.approx([-1.0, -0.6, 1.0])
+    whole = tmp_path / "whole"
+    subprocess.run([*train[:6], str(whole), *train[7:]], check=True, capture_output=True)
+    refused = subprocess.run([sys.executable, str(ROOT / "experiments/discriminator_overfitting.py"), str(whole)],
+                             capture_output=True, text=True)
+    assert refused.returncode != 0 and "trained on the whole dataset (data.num_samples is null)" in refused.stderr
