@@ -99,7 +99,8 @@ def main() -> None:
     left.set_ylabel("difference of D's mean raw outputs")
     left.legend(fontsize=8)
     right.plot(steps, [r[1] for r in rows], marker="o")
-    right.set_ylabel("FID")
+    right.set_ylabel("FID (log scale)")
+    right.set_yscale("log")
     for ax in (left, right):
         ax.set_xlabel("iteration")
         ax.grid(alpha=0.3)
