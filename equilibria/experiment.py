@@ -435,31 +435,39 @@ def progress(experiment: Experiment, out: Path, jobs: int = 1, extra: list[str] 
 RECORD_FILES = ("config.yaml", "metrics.jsonl")
 
 
-def finished(run_dir: Path) -> bool:
-    """Whether the run in ``run_dir`` has done the steps its ``config.yaml`` asks for."""
+def finished(run_dir: Path, steps: int | None = None) -> bool:
+    """Whether the run in ``run_dir`` has done ``steps`` (an experiment's, which may be more than the run
+    was started with), by default the steps its ``config.yaml`` asks for."""
     config_path = run_dir / "config.yaml"
     if not config_path.is_file():
         return False
-    steps = int(yaml.safe_load(config_path.read_text())["train"]["steps"])
+    steps = steps or int(yaml.safe_load(config_path.read_text())["train"]["steps"])
     return RunTask(run_dir.name, run_dir, config_path, [], steps).state() == "done"
 
 
-def archive(runs: dict[str, list[Path]], out: Path, dest: Path) -> list[Path]:
+def run_steps(experiment: Experiment, out: Path, extra: list[str] | None = None) -> dict[Path, int]:
+    """The steps each run of the experiment is to reach (``finished``'s ``steps``), by run directory."""
+    return {task.run_dir: task.steps for _, _, task in _tasks(experiment, out, extra)}
+
+
+def archive(runs: dict[str, list[Path]], out: Path, dest: Path, steps: dict[Path, int] | None = None) -> list[Path]:
     """Copy the record of every finished run (its ``config.yaml`` and ``metrics.jsonl``, not its
     checkpoints or samples) to ``dest/<group>/s<seed>``, and ``out``'s report and curves to ``dest``:
     a few kilobytes a run, enough to rewrite the report (``--report-only --out DEST``) and, copied
     back into an experiment's directory, counted as done (``RunTask.state``). Unfinished runs are
-    left out. Returns the run directories written."""
+    left out (``steps``: those each run is to reach, ``run_steps``; by default its config's). Returns the
+    run directories written."""
     if dest.resolve() == out.resolve():
         raise ConfigError(f"archive: got {str(dest)!r}, the experiment's own directory; allowed: another directory")
     written = []
     for name, run_dirs in runs.items():
-        for run_dir in filter(finished, run_dirs):
+        for run_dir in (r for r in run_dirs if finished(r, (steps or {}).get(r))):
             target = dest / name / run_dir.name
             target.mkdir(parents=True, exist_ok=True)
             for file in RECORD_FILES:
                 shutil.copy2(run_dir / file, target / file)
             written.append(target)
+    dest.mkdir(parents=True, exist_ok=True)  # the report, even before any run has finished
     for file in [out / "report.md", out / "experiment.json", *sorted(out.glob("curves-*.png"))]:
         if file.is_file():
             shutil.copy2(file, dest / file.name)
@@ -468,17 +476,19 @@ def archive(runs: dict[str, list[Path]], out: Path, dest: Path) -> list[Path]:
 
 def write_report(runs: dict[str, list[Path]], metrics: list[str], out: Path, title: str,
                  baselines: dict[str, list[str]] | None = None, failure: tuple[str, float] | None = None,
-                 command: str = "", ratio: Collection[str] = (), at: Sequence[int] = ()) -> Path:
+                 command: str = "", ratio: Collection[str] = (), at: Sequence[int] = (),
+                 steps: dict[Path, int] | None = None) -> Path:
     """``out/report.md`` over the finished runs: per metric, a table of best and final values with 95%
     intervals over seeds, the change over the last quarter of training,
     each group against its baselines (``baselines``: group -> its baselines; difference, interval, Welch's
     t-test, verdict; for the metrics in ``ratio``, the ratio of geometric means and Welch's t-test on
     the logs), and a curves PNG; with ``failure`` (metric, threshold), the share of failed runs
     per group (Fisher's exact test against the baseline); with ``at``, the eval/ metrics' values at those
-    steps in both tables."""
+    steps in both tables. A run counts once it has done its ``steps`` (``run_steps``; by default its
+    config's)."""
     lines = [f"# {title}", ""]
     total = sum(map(len, runs.values()))
-    runs = {name: [r for r in run_dirs if finished(r)] for name, run_dirs in runs.items()}
+    runs = {name: [r for r in run_dirs if finished(r, (steps or {}).get(r))] for name, run_dirs in runs.items()}
     done = sum(map(len, runs.values()))
     if done < total:
         lines += [f"{done} of {total} runs have finished; the tables and curves leave out the others.", ""]

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from equilibria import report
-from equilibria.experiment import archive, load_experiment, probe, progress, run_experiment, write_report
+from equilibria.experiment import archive, load_experiment, probe, progress, run_experiment, run_steps, write_report
 from equilibria.launch import RunTask
 from equilibria.statistics import Comparison
 from equilibria.training.config import ConfigError
@@ -642,3 +642,20 @@ def test_a_bad_at_key_is_refused(tmp_path, bad):
         load_experiment(path)
     path.write_text(path.read_text().replace(f"at: {bad}", "at: [4000, 200]"))
     assert load_experiment(path).at == [200, 4000]
+
+
+def test_runs_started_with_fewer_steps_than_the_file_now_asks_are_not_reported_or_archived_as_done(tmp_path):
+    """A file's train.steps raised after its runs finished (or a scale that continues them): until they
+    are trained further, the report and the archive leave them out."""
+    experiment = tiny_experiment(tmp_path, 2, [0])
+    out = tmp_path / "out"
+    runs = run_experiment(experiment, out)
+    (tmp_path / "longer").mkdir()
+    longer = tiny_experiment(tmp_path / "longer", 4, [0])
+    steps = run_steps(longer, out)
+    assert steps == {out / "small" / "s0": 4}
+    text = write_report(runs, ["loss_adv"], out, "small", steps=steps).read_text()
+    assert "0 of 1 runs have finished" in text
+    assert archive(runs, out, tmp_path / "archive", steps) == []
+    assert (tmp_path / "archive" / "report.md").read_text() == text  # the report without the run
+    assert "0 of 1 runs" not in write_report(runs, ["loss_adv"], out, "small", steps=run_steps(experiment, out)).read_text()

@@ -63,7 +63,8 @@ def _sample(args: argparse.Namespace) -> None:
 def _experiment(args: argparse.Namespace) -> None:
     import yaml
 
-    from equilibria.experiment import archive, load_experiment, progress, run_dirs, run_experiments, write_report
+    from equilibria.experiment import (archive, load_experiment, progress, run_dirs, run_experiments, run_steps,
+                                       write_report)
     from equilibria.training.config import ConfigError
 
     scale = "quick" if args.quick else args.scale
@@ -90,11 +91,12 @@ def _experiment(args: argparse.Namespace) -> None:
     def finish(i: int, runs: dict[str, list[Path]]) -> None:  # an experiment with no run left: its report
         file, name, experiment, out = studies[i]
         command = f"equilibria experiment {file}" + (f" --scale {scale}" if scale else "")
+        steps = run_steps(experiment, out, args.set)  # a run started with fewer steps than the file's is not done
         path = write_report(runs, experiment.metrics, out, name, experiment.baselines, experiment.failure, command,
-                            experiment.ratio, experiment.at)
+                            experiment.ratio, experiment.at, steps)
         print(f"report written to {path}", flush=True)
         if args.archive:
-            written = archive(runs, out, Path(args.archive))
+            written = archive(runs, out, Path(args.archive), steps)
             total = sum(map(len, runs.values()))
             print(f"records of {len(written)} of {total} runs (the finished ones) and the report copied to "
                   f"{args.archive}")
