@@ -510,14 +510,14 @@ def write_report(runs: dict[str, list[Path]], metrics: list[str], out: Path, tit
     for key in metrics:
         slug = key.replace("/", "-")
         lower = not key.endswith(report.HIGHER_IS_BETTER)
-        steps = at if key.startswith("eval/") else ()
-        rows = report.summary(runs, key, lower_is_better=lower, at=steps)
+        at_steps = at if key.startswith("eval/") else ()
+        rows = report.summary(runs, key, lower_is_better=lower, at=at_steps)
         report.plot_curves(runs, key, out / f"curves-{slug}.png", title=f"{title}: {key}")
         note = (f"{'lower' if lower else 'higher'} is better" if key.startswith("eval/")
                 else "a diagnostic: 'best' is the lowest value")
         lines += [f"## {key} ({note})", "", report.markdown_table(rows, key), ""]
         if baselines and key.startswith("eval/"):
-            compared = report.summary(runs, key, lower, log=True, at=steps) if key in ratio else rows
+            compared = report.summary(runs, key, lower, log=True, at=at_steps) if key in ratio else rows
             lines += [report.comparison_table(compared, baselines, key, lower, ratio=key in ratio), ""]
         lines += [f"![{key}](curves-{slug}.png)", ""]
     path = out / "report.md"
