@@ -162,27 +162,39 @@ def comparison_table(rows: Sequence[dict], baselines: Mapping[str, Sequence[str]
     geometric means instead, exp of the difference of the mean logs, and Welch's t-test on the logs."""
     by_group = {r["group"]: r for r in rows}
     measure = "ratio" if ratio else "difference"
-    steps = list(rows[0]["at"]) if rows else []
-    columns = ["best", "final", "last quarter", *(f"at step {step}" for step in steps)]
+    names = list(measures(rows[0])) if rows else []
     lines = [f"| group {'/' if ratio else '-'} baseline |"
-             + "".join(f" {column}: {measure} [95% CI] | Welch p | verdict |" for column in columns),
-             "| --- " * (1 + 3 * len(columns)) + "|"]
+             + "".join(f" {name}: {measure} [95% CI] | Welch p | verdict |" for name in names),
+             "| --- " * (1 + 3 * len(names)) + "|"]
     for group, baseline in pairs(baselines):
         if group not in by_group or baseline not in by_group:
             continue  # a metric that one of them never logged
         cells = []
-        for which in ("bests", "finals", "last_quarters", *steps):
-            a, b = ((by_group[g][which] if isinstance(which, str) else by_group[g]["at"][which])
-                    for g in (group, baseline))
-            c = compare(a, b, lower_is_better)
+        for name in names:
+            c, verdict, note = compare_rows(by_group[group], by_group[baseline], name, lower_is_better)
             p_value = "n/a" if math.isnan(c.p_value) else f"{c.p_value:.2g}"  # one seed, or no spread in either
-            changes = "best_drifts" if which == "bests" else "drifts"
-            verdict, note = (plateau_verdict(c, by_group[group], by_group[baseline], lower_is_better, changes)
-                             if isinstance(which, str) else (c.verdict, ""))
             cells += [comparison_text(c, ratio), p_value,
                       f"**{verdict}**" + (f" ({note})" if note else "")]
         lines.append(f"| {group} {'/' if ratio else '-'} {baseline} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def measures(row: dict) -> dict[str, tuple[list[float], str | None]]:
+    """What a ``summary`` row is compared on, by name: its best, final and last quarter's values and its
+    value at each step of ``at``, one per run, each with the changes its verdict waits on to settle
+    (``plateau_verdict``; None: a value at a fixed step has no plateau to wait for)."""
+    return {"best": (row["bests"], "best_drifts"), "final": (row["finals"], "drifts"),
+            "last quarter": (row["last_quarters"], "drifts"),
+            **{f"at step {step}": (values, None) for step, values in row["at"].items()}}
+
+
+def compare_rows(row: dict, baseline_row: dict, name: str, lower_is_better: bool) -> tuple[Comparison, str, str]:
+    """A group's ``summary`` row against its baseline's on one of its ``measures``: the comparison, and
+    the verdict and note (``plateau_verdict``, where the measure waits for a plateau)."""
+    (a, changes), (b, _) = measures(row)[name], measures(baseline_row)[name]
+    c = compare(a, b, lower_is_better)
+    verdict, note = plateau_verdict(c, row, baseline_row, lower_is_better, changes) if changes else (c.verdict, "")
+    return c, verdict, note
 
 
 def pairs(baselines: Mapping[str, Sequence[str]]) -> list[tuple[str, str]]:

@@ -31,7 +31,7 @@ from matplotlib.figure import Figure
 
 from equilibria import report
 from equilibria.experiment import finished
-from equilibria.statistics import compare, mean_interval
+from equilibria.statistics import mean_interval
 from equilibria.training.config import dotted
 
 EVAL_FIRST = ("eval/",)
@@ -157,18 +157,15 @@ def claims_table(groups: dict[str, list[Path]], experiment: Path) -> str:
         for group, baseline in report.pairs(info["baselines"]):
             if group not in rows or baseline not in rows:
                 continue
-            for step in [None, *steps]:  # the best value (at its plateau), then the value at each step
-                a, b = ((rows[g]["bests"] if step is None else rows[g]["at"][step]) for g in (group, baseline))
-                c = compare(a, b, lower)
+            for name in [m for m in report.measures(rows[group]) if m == "best" or m.startswith("at step")]:
+                c, verdict, note = report.compare_rows(rows[group], rows[baseline], name, lower)
                 p = "n/a" if np.isnan(c.p_value) else f"{c.p_value:.2g}"
-                verdict, note = (report.plateau_verdict(c, rows[group], rows[baseline], lower, "best_drifts")
-                                 if step is None else (c.verdict, ""))
                 note = f" <small>({html.escape(note)})</small>" if note else ""
                 lines.append(f"<tr><td>{html.escape(group)} is better than {html.escape(baseline)} on "
-                             f"{html.escape(key)} ({'best value' if step is None else f'at step {step}'})</td>"
+                             f"{html.escape(key)} ({'best value' if name == 'best' else name})</td>"
                              f"<td>{report.comparison_text(c, ratio, 4)}</td><td>{p}</td>"
                              f"<td class=\"{verdict}\">{verdict}{note}</td>"
-                             f"<td>{len(a)} and {len(b)} seeds</td>"
+                             f"<td>{rows[group]['runs']} and {rows[baseline]['runs']} seeds</td>"
                              f"<td><code>{html.escape(info.get('command', ''))}</code></td></tr>")
     if not lines:
         return "<p>No group has a baseline in this experiment.</p>"

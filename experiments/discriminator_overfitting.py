@@ -20,11 +20,13 @@ Prints a markdown table, one row per checkpoint, and writes ``RUN/discriminator-
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 import torch
 from matplotlib.figure import Figure
 
+from equilibria.data import BatchSampler
 from equilibria.data.dataset import Dataset
 from equilibria.images import save_figure
 from equilibria.report import load_metrics, value_at
@@ -33,19 +35,13 @@ from equilibria.training.build import build_trainer, dataset_of
 from equilibria.training.run import fixed_noise, generate, load_run_config
 
 
-def as_input(images: torch.Tensor, value_range: tuple[float, float]) -> torch.Tensor:
-    """uint8 images mapped linearly from 0..255 to the networks' ``value_range`` (as the sampler does)."""
-    low, high = value_range
-    return images.float() * ((high - low) / 255.0) + low
-
-
 @torch.no_grad()
 def mean_output(discriminator: torch.nn.Module, x: torch.Tensor, batch: int = 500) -> float:
     """D's mean raw output over ``x`` (in batches, eval mode)."""
     return float(torch.cat([discriminator(x[i:i + batch]).flatten() for i in range(0, len(x), batch)]).mean())
 
 
-def held_out_images(run: Path, samples: int) -> tuple[Dataset, torch.Tensor]:
+def held_out_images(run: Path, samples: int) -> tuple[Dataset, Dataset]:
     """The run's training set (its first ``data.num_samples`` images) and up to ``samples`` images after them."""
     config = load_run_config(run)
     trained = config.data.num_samples
@@ -53,8 +49,9 @@ def held_out_images(run: Path, samples: int) -> tuple[Dataset, torch.Tensor]:
         raise SystemExit(f"{run}: trained on the whole dataset (data.num_samples is null); nothing is held out")
     training = dataset_of(config)
     whole = dataset_of(config.model_copy(update={"data": config.data.model_copy(update={"num_samples": None})}))
-    held = whole.data[trained:trained + samples]
-    if not len(held):
+    held = dataclasses.replace(whole, data=whole.data[trained:trained + samples],
+                               labels=None if whole.labels is None else whole.labels[trained:trained + samples])
+    if not len(held.data):
         raise SystemExit(f"{run}: data.num_samples={trained} keeps all {len(whole.data)} images; nothing is held out")
     return training, held
 
@@ -74,8 +71,8 @@ def main() -> None:
     training, held = held_out_images(args.run, args.samples)
     trainer = build_trainer(config, training)
     value_range = trainer.generator.output_range
-    pick = torch.randperm(len(training.data), generator=torch.Generator().manual_seed(0))[:len(held)]
-    real_trained, real_held = as_input(training.data[pick], value_range), as_input(held, value_range)
+    real_trained, real_held = (BatchSampler(images, len(held.data), seed=0, value_range=value_range).next()
+                               for images in (training, held))  # as training maps them; all the held-out ones
     records = load_metrics(args.run)
     logs_fid = any("eval/fid" in r for r in records)  # else the FID column is nan
     rows = []
@@ -84,7 +81,7 @@ def main() -> None:
     for path in paths:
         state = checkpoint.load(path)
         checkpoint.restore(trainer, state, path)
-        fake = generate(trainer, fixed_noise(trainer, len(held), 0))
+        fake = generate(trainer, fixed_noise(trainer, len(held.data), 0))
         discriminator = trainer.discriminator.eval()
         on_trained, on_held, on_fake = (mean_output(discriminator, x) for x in (real_trained, real_held, fake))
         fid = value_at(records, "eval/fid", state.step, str(args.run)) if logs_fid else float("nan")
@@ -105,7 +102,7 @@ def main() -> None:
         ax.set_xlabel("iteration")
         ax.grid(alpha=0.3)
     figure.suptitle(f"discriminator overfitting: {args.run.name} ({len(training.data)} training images, "
-                    f"{len(held)} held out)")
+                    f"{len(held.data)} held out)")
     figure.tight_layout()
     print(f"written to {save_figure(figure, args.run / 'discriminator-overfitting.png')}")
 
