@@ -488,6 +488,8 @@ def write_report(runs: dict[str, list[Path]], metrics: list[str], out: Path, tit
     config's)."""
     lines = [f"# {title}", ""]
     total = sum(map(len, runs.values()))
+    run_targets = {f"{name}/{r.name}": steps[r] for name, run_dirs in runs.items() for r in run_dirs
+                   if steps and r in steps}  # for equilibria report, which has no experiment file
     runs = {name: [r for r in run_dirs if finished(r, (steps or {}).get(r))] for name, run_dirs in runs.items()}
     done = sum(map(len, runs.values()))
     if done < total:
@@ -524,6 +526,6 @@ def write_report(runs: dict[str, list[Path]], metrics: list[str], out: Path, tit
     path.write_text("\n".join(lines))
     (out / "experiment.json").write_text(json.dumps({  # what equilibria report needs to state the claims
         "title": title, "metrics": metrics, "baselines": baselines or {}, "failure": failure, "command": command,
-        "ratio": list(ratio), "at": list(at)},
+        "ratio": list(ratio), "at": list(at), "steps": run_targets},
         indent=1) + "\n")
     return path

@@ -55,7 +55,8 @@ figcaption { font-size: 0.8em; color: #555; }
 
 def find_runs(paths: Sequence[str | Path]) -> tuple[dict[str, list[Path]], list[Path], int]:
     """Group the runs under ``paths``: a run directory is its own group; in an experiment directory
-    (``<group>/s<seed>`` subdirectories) each group is one, of its finished runs. Returns (groups,
+    (``<group>/s<seed>`` subdirectories) each group is one, of its finished runs (done at the steps its
+    ``experiment.json`` names, else at its config's). Returns (groups,
     experiment directories, unfinished experiment runs left out)."""
     groups: dict[str, list[Path]] = {}
     experiments, left_out = [], 0
@@ -68,8 +69,11 @@ def find_runs(paths: Sequence[str | Path]) -> tuple[dict[str, list[Path]], list[
             raise FileNotFoundError(f"report: {str(path)!r} is neither a run directory (metrics.jsonl) nor an "
                                     "experiment directory (<group>/s<seed>/metrics.jsonl)")
         experiments.append(path)
+        info_path = path / "experiment.json"
+        # the steps each run is to reach (the experiment's, which may exceed its config's); older files have none
+        targets = json.loads(info_path.read_text()).get("steps", {}) if info_path.is_file() else {}
         for run in runs:
-            if finished(run):
+            if finished(run, targets.get(f"{run.parent.name}/{run.name}")):
                 groups.setdefault(run.parent.name, []).append(run)
             else:
                 left_out += 1

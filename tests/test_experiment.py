@@ -11,6 +11,7 @@ import yaml
 from equilibria import report
 from equilibria.experiment import archive, load_experiment, probe, progress, run_experiment, run_steps, write_report
 from equilibria.launch import RunTask
+from equilibria.report_page import find_runs
 from equilibria.statistics import Comparison
 from equilibria.training.config import ConfigError
 
@@ -658,4 +659,6 @@ def test_runs_started_with_fewer_steps_than_the_file_now_asks_are_not_reported_o
     assert "0 of 1 runs have finished" in text
     assert archive(runs, out, tmp_path / "archive", steps) == []
     assert (tmp_path / "archive" / "report.md").read_text() == text  # the report without the run
+    assert find_runs([out]) == ({}, [out], 1)  # the HTML page reads the steps from experiment.json
     assert "0 of 1 runs" not in write_report(runs, ["loss_adv"], out, "small", steps=run_steps(experiment, out)).read_text()
+    assert find_runs([out]) == ({"small": [out / "small" / "s0"]}, [out], 0)
