@@ -514,7 +514,7 @@ def write_report(runs: dict[str, list[Path]], metrics: list[str], out: Path, tit
         lower = not key.endswith(report.HIGHER_IS_BETTER)
         at_steps = at if key.startswith("eval/") else ()
         rows = report.summary(runs, key, lower_is_better=lower, at=at_steps)
-        report.plot_curves(runs, key, out / f"curves-{slug}.png", title=f"{title}: {key}")
+        report.plot_curves(runs, key, out / f"curves-{slug}.png", title=f"{title}: {key}", log=key in ratio)
         note = (f"{'lower' if lower else 'higher'} is better" if key.startswith("eval/")
                 else "a diagnostic: 'best' is the lowest value")
         lines += [f"## {key} ({note})", "", report.markdown_table(rows, key), ""]

@@ -3,7 +3,8 @@ final values with 95% confidence intervals over seeds, and of each group against
 (``equilibria.statistics``).
 
 Runs are grouped (one group per method/config, one run per seed); curves show the mean over a
-group's seeds with a band of one standard deviation.
+group's seeds with a band of one standard deviation (of the logs, on a log axis, for a metric compared
+by ratio).
 """
 
 from __future__ import annotations
@@ -216,13 +217,17 @@ def plateau_verdict(comparison: Comparison, row: dict, baseline_row: dict, lower
     return verdict, f"{comparison.verdict} at this budget; {name} still improving fast enough to close the gap"
 
 
-def plot_curves(groups: Mapping[str, Sequence[Path]], key: str, path: str | Path, title: str | None = None) -> Path:
+def plot_curves(groups: Mapping[str, Sequence[Path]], key: str, path: str | Path, title: str | None = None,
+                log: bool = False) -> Path:
     """``curves_figure`` written to ``path`` (PNG)."""
-    return save_figure(curves_figure(groups, key, title), path)
+    return save_figure(curves_figure(groups, key, title, log), path)
 
 
-def curves_figure(groups: Mapping[str, Sequence[Path]], key: str, title: str | None = None) -> Figure:
-    """Two panels, ``key`` against iterations and against wall-clock minutes: mean over seeds ± std."""
+def curves_figure(groups: Mapping[str, Sequence[Path]], key: str, title: str | None = None,
+                  log: bool = False) -> Figure:
+    """Two panels, ``key`` against iterations and against wall-clock minutes: mean over seeds ± std.
+    With ``log`` (a metric compared by ratio), a log axis and the statistics of the logs: the
+    geometric mean, the band from dividing it by the geometric standard deviation to multiplying by it."""
     figure = Figure(figsize=(11, 4.2))
     axes = figure.subplots(1, 2)
     for label, runs in groups.items():
@@ -232,15 +237,22 @@ def curves_figure(groups: Mapping[str, Sequence[Path]], key: str, title: str | N
             continue
         steps = np.unique(np.concatenate([d[0] for d in data]))
         values = np.stack([np.interp(steps, d[0], d[2], right=np.nan) for d in data])
+        if log and np.nanmin(values) <= 0:
+            raise ValueError(f"{key} of group {label}: got {float(np.nanmin(values))!r}; a log axis needs values > 0 "
+                             "(compare this metric by difference instead)")
+        values = np.log(values) if log else values
         minutes = np.stack([np.interp(steps, d[0], d[1] / 60, right=np.nan) for d in data])
         mean, std = np.nanmean(values, axis=0), np.nanstd(values, axis=0)
+        low, middle, high = (np.exp(v) if log else v for v in (mean - std, mean, mean + std))
         for ax, x in ((axes[0], steps), (axes[1], np.nanmean(minutes, axis=0))):
-            (line,) = ax.plot(x, mean, label=f"{label} (n={len(data)})")
-            ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2)
+            (line,) = ax.plot(x, middle, label=f"{label} (n={len(data)})")
+            ax.fill_between(x, low, high, color=line.get_color(), alpha=0.2)
     for ax, xlabel in ((axes[0], "iteration"), (axes[1], "wall-clock minutes")):
         ax.set_xlabel(xlabel)
-        ax.set_ylabel(key)
-        ax.grid(alpha=0.3)
+        ax.set_ylabel(f"{key} (geometric mean)" if log else key)
+        ax.grid(alpha=0.3, which="both" if log else "major")
+        if log:
+            ax.set_yscale("log")
     if axes[0].lines:  # none before a run has finished
         axes[0].legend(fontsize=8)
     if title:

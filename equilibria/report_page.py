@@ -69,15 +69,20 @@ def find_runs(paths: Sequence[str | Path]) -> tuple[dict[str, list[Path]], list[
             raise FileNotFoundError(f"report: {str(path)!r} is neither a run directory (metrics.jsonl) nor an "
                                     "experiment directory (<group>/s<seed>/metrics.jsonl)")
         experiments.append(path)
-        info_path = path / "experiment.json"
         # the steps each run is to reach (the experiment's, which may exceed its config's); older files have none
-        targets = json.loads(info_path.read_text()).get("steps", {}) if info_path.is_file() else {}
+        targets = _experiment_info(path).get("steps", {})
         for run in runs:
             if finished(run, targets.get(f"{run.parent.name}/{run.name}")):
                 groups.setdefault(run.parent.name, []).append(run)
             else:
                 left_out += 1
     return groups, experiments, left_out
+
+
+def _experiment_info(experiment: Path) -> dict:
+    """The experiment directory's ``experiment.json`` (written with its report), or {} without one."""
+    path = experiment / "experiment.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def _png(figure: Figure) -> str:
@@ -132,10 +137,11 @@ def _interval(values: Sequence[float]) -> str:
     return f"{i.mean:.4g}" if i.n < 2 else f"{i.mean:.4g} [{i.low:.4g}, {i.high:.4g}]"
 
 
-def metric_section(groups: dict[str, list[Path]], key: str) -> str:
+def metric_section(groups: dict[str, list[Path]], key: str, log: bool = False) -> str:
+    """``key``'s curves (on a log axis with ``log``: a metric an experiment compares by ratio) and table."""
     lower = not key.endswith(report.HIGHER_IS_BETTER)
     rows = report.summary(groups, key, lower_is_better=lower)
-    figure = report.curves_figure(groups, key, title=key)
+    figure = report.curves_figure(groups, key, title=key, log=log)
     table = "".join(f"<tr><td>{html.escape(r['group'])}</td><td>{r['runs']}</td><td>{_interval(r['bests'])}</td>"
                     f"<td>{_interval(r['finals'])}</td><td>{_interval(r['last_quarters'])}</td></tr>" for r in rows)
     note = ("lower is better" if lower else "higher is better") if key.startswith("eval/") else "a diagnostic"
@@ -147,11 +153,10 @@ def metric_section(groups: dict[str, list[Path]], key: str) -> str:
 
 def claims_table(groups: dict[str, list[Path]], experiment: Path) -> str:
     """Each group against its baseline, from the experiment's ``experiment.json`` (written with its report)."""
-    info_path = experiment / "experiment.json"
-    if not info_path.is_file():
+    info = _experiment_info(experiment)
+    if not info:
         return f"<p>{html.escape(str(experiment))}: no experiment.json (write it with <code>equilibria experiment " \
                "FILE --report-only</code>), so no baselines to compare with.</p>"
-    info = json.loads(info_path.read_text())
     lines = []
     for key in [m for m in info["metrics"] if m.startswith("eval/")]:
         lower = not key.endswith(report.HIGHER_IS_BETTER)
@@ -262,7 +267,8 @@ def write_page(paths: Sequence[str | Path], out: str | Path, title: str | None =
     for experiment in experiments:
         sections += [f"<h2>Claims: {html.escape(experiment.name)}</h2>", claims_table(groups, experiment)]
     sections += ["<h2>Configs</h2>", configs_table(groups), "<h2>Metrics and diagnostics</h2>"]
-    sections += [metric_section(groups, key) for key in _metric_keys(groups)]
+    ratio = {key for experiment in experiments for key in _experiment_info(experiment).get("ratio", [])}
+    sections += [metric_section(groups, key, log=key in ratio) for key in _metric_keys(groups)]
     sections += ["<h2>Discriminator outputs</h2>", histograms_section(groups),
                  "<h2>Samples over training</h2>", samples_section(groups)]
     page = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'

@@ -5,6 +5,7 @@ import math
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -46,6 +47,24 @@ def test_summary_and_table_from_hand_written_runs(tmp_path):
     assert steps.tolist() == [1, 3, 4] and values.tolist() == [50.0, 30.0, 40.0]
     path = report.plot_curves({"g": [a, b]}, "fid", tmp_path / "c.png")
     assert path.stat().st_size > 1000
+
+
+def test_curves_of_a_metric_compared_by_ratio_are_geometric_means_on_a_log_axis(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    write_metrics(a, [{"step": 1, "seconds": 1.0, "fid": 10.0}, {"step": 2, "seconds": 2.0, "fid": 1.0}])
+    write_metrics(b, [{"step": 1, "seconds": 3.0, "fid": 1000.0}, {"step": 2, "seconds": 4.0, "fid": 100.0}])
+    figure = report.curves_figure({"g": [a, b]}, "fid", log=True)
+    steps_axis, minutes_axis = figure.axes
+    assert steps_axis.get_yscale() == minutes_axis.get_yscale() == "log"
+    (line,) = steps_axis.lines  # sqrt(10 * 1000) = 100, sqrt(1 * 100) = 10
+    np.testing.assert_allclose(line.get_ydata(), [100.0, 10.0])
+    band = steps_axis.collections[0].get_paths()[0].vertices[:, 1]  # the geometric std is 10 at both steps
+    np.testing.assert_allclose(sorted(set(np.round(band, 6))), [1.0, 10.0, 100.0, 1000.0])
+    (plain,) = report.curves_figure({"g": [a, b]}, "fid").axes[0].lines
+    assert plain.get_ydata().tolist() == [505.0, 50.5]
+    write_metrics(tmp_path / "c", [{"step": 1, "seconds": 1.0, "fid": 0.0}])
+    with pytest.raises(ValueError, match="fid of group g: got 0.0; a log axis needs values > 0"):
+        report.curves_figure({"g": [tmp_path / "c"]}, "fid", log=True)
 
 
 def test_summary_leaves_out_runs_and_groups_without_the_metric(tmp_path):

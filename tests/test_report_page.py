@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from equilibria import report
 from equilibria.cli.main import main
 from equilibria.experiment import load_experiment, run_experiment, write_report
 from equilibria.report_page import claims_table, write_page
@@ -108,6 +109,23 @@ def test_the_claims_table_states_the_value_at_each_step_of_the_experiments_at_ke
     table = claims_table(groups, tmp_path)
     assert re.search(r"\(best value\)</td><td>x1 ", table)  # the same best values
     assert re.search(r"on eval/fid \(at step 1\)</td><td>x0.25 \[", table)
+
+
+def test_the_page_draws_a_metric_the_experiment_compares_by_ratio_on_a_log_axis(runs, tmp_path, monkeypatch):
+    experiment = shutil.copytree(runs[0], tmp_path / "experiment")
+    drawn, draw = {}, report.curves_figure
+
+    def recording(groups, key, title=None, log=False):
+        drawn[key] = log
+        return draw(groups, key, title, log)
+
+    monkeypatch.setattr(report, "curves_figure", recording)
+    write_page([experiment], tmp_path / "plain.html")
+    assert drawn["eval/fid"] is False and drawn["loss_adv"] is False
+    info = json.loads((experiment / "experiment.json").read_text())
+    (experiment / "experiment.json").write_text(json.dumps({**info, "ratio": ["eval/fid"]}))
+    write_page([experiment], tmp_path / "ratio.html")
+    assert drawn["eval/fid"] is True and drawn["loss_adv"] is False
 
 
 def test_bad_paths_are_refused(tmp_path, capsys):
