@@ -146,7 +146,7 @@ def test_lens_receives_only_its_own_loss():
     assert seen and seen[0]["lens/lambda"] == 1.0 and seen[0]["lens/reconstruction"] > 0
 
 
-def _lens_trainer(channels_last=False):
+def _lens_trainer(channels_last=False, n_adv=1):
     torch.manual_seed(0)
     gen, disc = Gen(), nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.Flatten(), nn.Linear(32, 1), nn.Flatten(0))
     lens = Lens(1, width=4, blocks=1)
@@ -157,7 +157,7 @@ def _lens_trainer(channels_last=False):
     trainer = Trainer(gen, disc, get_objective("nonsaturating"), Batches(),
                       g_optimizer=torch.optim.SGD(gen.parameters(), lr=0.1),
                       d_optimizer=torch.optim.SGD(disc.parameters(), lr=0.1), batch_size=8, components=[component],
-                      channels_last=channels_last)
+                      channels_last=channels_last, n_adv=n_adv)
     return trainer, component, lens
 
 
@@ -169,6 +169,17 @@ def test_lens_runs_forward_once_per_iteration():
     for _ in range(3):
         trainer.train_step()
     assert len(calls) == 3
+
+
+def test_only_the_last_critic_batch_keeps_the_lens_graph():
+    """With n_adv = 3 the lens runs on each critic batch, recording autograd only on the last one, which
+    its update uses: no forward pass is added, and the earlier batches build no graph."""
+    trainer, _, lens = _lens_trainer(n_adv=3)
+    tracked = []
+    lens.register_forward_hook(lambda *_: tracked.append(torch.is_grad_enabled()))
+    for _ in range(2):
+        trainer.train_step()
+    assert tracked == [False, False, True] * 2
 
 
 def test_lens_update_recomputes_for_another_batch():

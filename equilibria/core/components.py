@@ -3,7 +3,8 @@
 A component overrides only the hooks it needs; the trainer calls every hook of every component
 at a fixed place in each iteration:
 
-- ``transform_real``: the real batch before the adversary sees it (the lens).
+- ``transform_real``: the real batch before the adversary sees it (the lens); with autograd on only
+  for the iteration's last batch, the one ``after_iteration`` receives.
 - ``update_before_adversary``: update the component's own networks from the adversary's batch and
   its detached outputs, before the adversary's update (meta-discriminators).
 - ``adversary_terms``: extra terms of L_adv, differentiable in both players (meta-discriminators).

@@ -200,14 +200,17 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, enabled=False)
 
-    def real_batch(self) -> tuple[Tensor, Tensor]:
-        """The next real batch, raw and as the adversary sees it (after the components' transforms)."""
+    def real_batch(self, last: bool = True) -> tuple[Tensor, Tensor]:
+        """The next real batch, raw and as the adversary sees it (after the components' transforms).
+        ``last``: the iteration's last batch, whose transforms may keep a graph for ``after_iteration``;
+        the earlier critic batches are transformed without autograd."""
         raw = self.batches.next()
         if self.channels_last and raw.dim() == 4:
             raw = raw.contiguous(memory_format=torch.channels_last)
         real = raw
-        for component in self.components:
-            real = component.transform_real(real)
+        with contextlib.nullcontext() if last else torch.no_grad():
+            for component in self.components:
+                real = component.transform_real(real)
         return raw, real
 
     def adversary_loss(self, real: Tensor, fake: Tensor, d_real: Tensor | None = None,
@@ -233,8 +236,8 @@ class Trainer:
         if self.update == "alternating":
             if self.n_adv == 0:  # a frozen adversary: the generator's step still sees a real batch
                 (raw, real), logs = self.real_batch(), {}
-            for _ in range(self.n_adv):
-                raw, real, logs = self._adversary_update(diagnostics)
+            for i in range(self.n_adv):
+                raw, real, logs = self._adversary_update(diagnostics, last=i == self.n_adv - 1)
             logs.update(self._generator_update(real, diagnostics))
         else:
             raw, real = self.real_batch()
@@ -352,8 +355,8 @@ class Trainer:
             raise NonFiniteError(self.step, quantity, value, note=f"{self.skips['in_a_row']} iterations in a row "
                                                                    f"skipped, more than max_skips={self.max_skips}")
 
-    def _adversary_update(self, diagnostics: bool) -> tuple[Tensor, Tensor, dict[str, Any]]:
-        raw, real = self.real_batch()
+    def _adversary_update(self, diagnostics: bool, last: bool = True) -> tuple[Tensor, Tensor, dict[str, Any]]:
+        raw, real = self.real_batch(last)
         with self._forward():
             with torch.no_grad():
                 fake = self._generator_forward(self.noise(real.shape[0])).float()
