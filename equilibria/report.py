@@ -9,6 +9,7 @@ by ratio).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import statistics
@@ -28,11 +29,20 @@ CLOCK_KEYS = ("step", "seconds", "eval_seconds")  # where a record is, and what 
 
 
 def load_metrics(run_dir: str | Path) -> list[dict]:
-    """The records of a run's ``metrics.jsonl``."""
+    """The records of a run's ``metrics.jsonl``. A report reads each run once per metric and figure, so
+    the parsed records are kept while the file is unchanged (same size and modification time): the
+    dicts are shared between calls, and callers must not modify them."""
     path = Path(run_dir) / "metrics.jsonl"
     if not path.is_file():
         raise FileNotFoundError(f"{str(run_dir)!r} has no metrics.jsonl: is it a run directory?")
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    stat = path.stat()
+    return list(_parsed(str(path.resolve()), stat.st_mtime_ns, stat.st_size))
+
+
+@functools.lru_cache(maxsize=512)
+def _parsed(path: str, mtime_ns: int, size: int) -> tuple[dict, ...]:
+    """The records of the file at ``path`` as it was at (``mtime_ns``, ``size``), the cache's key."""
+    return tuple(json.loads(line) for line in Path(path).read_text().splitlines() if line.strip())
 
 
 def _has(record: dict, key: str) -> bool:

@@ -67,6 +67,17 @@ def test_curves_of_a_metric_compared_by_ratio_are_geometric_means_on_a_log_axis(
         report.curves_figure({"g": [tmp_path / "c"]}, "fid", log=True)
 
 
+def test_metrics_are_read_again_once_a_run_has_written_more(tmp_path):
+    run = tmp_path / "run"
+    write_metrics(run, [{"step": 1, "seconds": 1.0, "fid": 50.0}])
+    assert report.load_metrics(run) == [{"step": 1, "seconds": 1.0, "fid": 50.0}]
+    assert report.load_metrics(run)[0] is report.load_metrics(run)[0]  # parsed once
+    with (run / "metrics.jsonl").open("a") as file:
+        file.write(json.dumps({"step": 2, "seconds": 2.0, "fid": 40.0}) + "\n")
+    assert [r["fid"] for r in report.load_metrics(run)] == [50.0, 40.0]
+    assert report.series(run, "fid")[2].tolist() == [50.0, 40.0]
+
+
 def test_summary_leaves_out_runs_and_groups_without_the_metric(tmp_path):
     a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
     write_metrics(a, [{"step": 1, "seconds": 1.0, "r": 4.0}, {"step": 2, "seconds": 2.0, "r": 3.0}])
