@@ -347,6 +347,25 @@ def _cost(records: list[dict]) -> tuple[int, float] | None:
     return last["step"], last["seconds"] + evaluations
 
 
+def _segment_cost(records: list[dict], start: int, end: int) -> float | None:
+    """Seconds a finished run's records account for from step ``start`` to ``end``: the training time
+    between them and the evaluations after ``start``; None if the records do not reach ``end``."""
+    timed = [r for r in records if "seconds" in r and r.get("step", 0) > 0]
+    if not timed or timed[-1]["step"] < end:
+        return None
+    at_start = max((r["seconds"] for r in timed if r["step"] <= start), default=0.0)
+    at_end = max(r["seconds"] for r in timed if r["step"] <= end)
+    return at_end - at_start + sum(r.get("eval_seconds", 0.0) for r in records if start < r.get("step", 0) <= end)
+
+
+def _time_left(start: int, end: int, rate: float, finished_records: list[list[dict]]) -> float:
+    """Seconds a run has left from step ``start`` to ``end``: the mean of what the group's finished runs
+    took over those steps (a method may cost more early: the lens until it switches itself off), else
+    ``rate`` per step (a probe's rate is of this machine: it is given no records)."""
+    segments = [c for records in finished_records if (c := _segment_cost(records, start, end)) is not None]
+    return sum(segments) / len(segments) if segments else (end - start) * rate
+
+
 def probe(experiment: Experiment, group: str, steps: int, threads: int = 1,
           extra: list[str] | None = None) -> float:
     """Seconds per step of ``group`` measured here: its first seed trained for ``steps`` steps in a
@@ -391,10 +410,12 @@ def _rate_text(rate: float | None, recorded: float | None, probed: bool) -> str:
 def progress(experiment: Experiment, out: Path, jobs: int = 1, extra: list[str] | None = None,
              probe_steps: int = 0, threads: int = 1) -> str:
     """Where an experiment stands: per group, its runs done, partial (with the step each resumes from) and new,
-    the time per 1000 steps (training and evaluation) measured on its runs so far, and the time left; then the
-    total, in core time and in wall-clock time at ``jobs`` runs at a time. With ``probe_steps`` > 0, each group
-    with steps left is timed here by ``probe`` (marked "probe", beside its runs' rate, which may have been
-    measured on another machine); otherwise a group without a measured run is not counted."""
+    the time per 1000 steps (training and evaluation) measured on its runs so far, and the time left (each
+    unfinished run's steps at the mean time the group's finished runs took over those steps, else at that
+    rate: ``_time_left``); then the total, in core time and in wall-clock time at ``jobs`` runs at a time.
+    With ``probe_steps`` > 0, each group with steps left is timed here by ``probe`` (marked "probe", beside
+    its runs' rate, which may have been measured on another machine), at that rate throughout; otherwise a
+    group without a measured run is not counted."""
     rows, unknown, total_left = [], [], 0.0
     by_group: dict[str, list[tuple[RunTask, list[dict]]]] = {name: [] for name in experiment.groups}
     for name, _, task in _tasks(experiment, out, extra):
@@ -416,7 +437,9 @@ def progress(experiment: Experiment, out: Path, jobs: int = 1, extra: list[str] 
         rate = probe(experiment, name, probe_steps, threads, extra) if probed else recorded
         if rate is None and left_steps:
             unknown.append(name)
-        left = left_steps * rate if rate is not None else None
+        finished_records = [] if probed else [records for _, records, state in states if state == "done"]
+        left = None if rate is None else sum(_time_left(start[task.label], task.steps, rate, finished_records)
+                                             for task, _, state in states if state != "done")
         total_left += left or 0.0
         rows.append(f"| {name} | {sum(s == 'done' for *_, s in states)} | {partial} | "
                     f"{sum(s == 'new' for *_, s in states)} | "

@@ -257,6 +257,25 @@ def test_progress_counts_the_runs_and_estimates_the_time_left_from_each_groups_m
                                   "yet: unstarted (--probe STEPS times them).")
 
 
+def test_the_time_left_of_a_run_is_what_the_groups_finished_runs_took_over_the_same_steps(tmp_path):
+    """A group that costs 1 s a step to step 2000 and 0.1 s after it (the lens, until it switches itself off):
+    a run resuming at 2000 has the cheap steps left, not half the run at the mean rate."""
+    experiment = tiny_experiment(tmp_path, 4000, [0, 1, 2], groups=("lens",))
+    out = tmp_path / "out"
+    write_metrics(out / "lens" / "s0", [{"step": 1000, "seconds": 1000.0}, {"step": 2000, "seconds": 2000.0},
+                                        {"step": 3000, "seconds": 2100.0},
+                                        {"step": 3000, "eval/fid": 9.0, "seconds": 2100.0, "eval_seconds": 50.0},
+                                        {"step": 4000, "seconds": 2200.0}])
+    write_metrics(out / "lens" / "s1", [{"step": 1000, "seconds": 1000.0}, {"step": 2000, "seconds": 2000.0}])
+    (out / "lens" / "s1" / "checkpoints").mkdir()
+    (out / "lens" / "s1" / "checkpoints" / "step-00002000.pt").touch()
+    text = progress(experiment, out)
+    # s1: 2200 - 2000 s of training and the evaluation at 3000; s2: the whole of s0, 2200 + 50 s
+    # (at the mean rate, (2250 + 2000) / 6000 s a step: 1417 s for s1 and 2833 s for s2, 71 min)
+    left = (250.0 + 2250.0) / 60
+    assert f"| lens | 1 | s1 at 2000 | 1 | {1e6 * 4250 / 6000 / 1000:.3g} s | {left:.0f} min |" in text
+
+
 def test_a_probe_times_training_per_step_and_one_evaluation_per_eval_every(tmp_path, monkeypatch):
     experiment = tiny_experiment(tmp_path, 1000, [4, 5])
     trained = []
