@@ -13,6 +13,7 @@ An experiment file (YAML, safe loader)::
     failure: {metric: eval/fid, threshold: 300}                # optional: the share of runs worse than that
     ratio: [eval/fid]          # optional: compared by the ratio of geometric means (Welch on the logs)
     at: [5000]                 # optional: the eval/ metrics also at these steps (how fast groups get there)
+    reach: {eval/fid: 30}      # optional: the steps and seconds each run took to reach that level
     scales:                                                    # --scale NAME (--quick: quick)
       quick: {set: [train.steps=20], seeds: [0, 1]}
       paper: {set: [train.steps=40000, generator.width=64]}
@@ -30,7 +31,8 @@ plateau (``equilibria.statistics``); for the metrics in ``ratio``, the ratio of 
 over seeds instead, with the interval and the test on the logs (a claim stated as "FID 42 -> 22",
 robust to one failed seed whose FID is ten times the others); with ``failure``,
 each group's share of failed runs with its exact interval and Fisher's exact test against its
-baseline. Every group starts from the same initial weights for a given seed (the networks are built
+baseline; with ``reach``, the steps and seconds of training each run took to reach a level, each
+group's median against its baseline's (ratio, bootstrap interval, Mann-Whitney test). Every group starts from the same initial weights for a given seed (the networks are built
 from the seed before any method's).
 """
 
@@ -40,7 +42,7 @@ import json
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,6 +74,7 @@ class Experiment:
     failure: tuple[str, float] | None = None  # (metric, threshold): a run whose final value is worse fails
     ratio: list[str] = field(default_factory=list)  # metrics compared by the ratio of geometric means
     at: list[int] = field(default_factory=list)  # steps at which the eval/ metrics are also compared
+    reach: dict[str, float] = field(default_factory=dict)  # eval/ metric -> the level whose time to reach is compared
 
 
 def _strings(value, key: str) -> list[str]:
@@ -82,7 +85,7 @@ def _strings(value, key: str) -> list[str]:
     return value
 
 
-KEYS = ("seeds", "set", "metrics", "groups", "baseline", "scales", "failure", "ratio", "at")
+KEYS = ("seeds", "set", "metrics", "groups", "baseline", "scales", "failure", "ratio", "at", "reach")
 
 
 def load_experiment(path: str | Path, scale: str | None = None) -> Experiment:
@@ -143,7 +146,7 @@ def load_experiment(path: str | Path, scale: str | None = None) -> Experiment:
         failure = (failure["metric"], float(failure["threshold"]))
     metrics = _strings(metrics, "metrics")
     return Experiment(groups, seeds, overrides, metrics, baselines, scales, failure, _ratio(data.get("ratio"), metrics),
-                      _at(data.get("at")))
+                      _at(data.get("at")), _reach(data.get("reach"), metrics))
 
 
 def _at(value) -> list[int]:
@@ -154,6 +157,18 @@ def _at(value) -> list[int]:
         raise ConfigError(f"experiment key 'at': got {value!r}; allowed: a list of distinct steps >= 1, at which "
                           "the eval/ metrics are also compared (each run's last value logged at or before the step)")
     return sorted(value)
+
+
+def _reach(value, metrics: list[str]) -> dict[str, float]:
+    if value is None:
+        return {}
+    evaluated = [m for m in metrics if m.startswith("eval/")]
+    if not isinstance(value, dict) or not all(k in evaluated and isinstance(v, (int, float)) and not isinstance(v, bool)
+                                              for k, v in value.items()):
+        raise ConfigError(f"experiment key 'reach': got {value!r}; allowed: a mapping from metrics of 'metrics' that "
+                          f"are evaluated ({', '.join(evaluated) or 'none'}) to the level whose time to reach is "
+                          "compared, e.g. {eval/fid: 30}")
+    return {k: float(v) for k, v in value.items()}
 
 
 def _ratio(value, metrics: list[str]) -> list[str]:
@@ -500,15 +515,16 @@ def archive(runs: dict[str, list[Path]], out: Path, dest: Path, steps: dict[Path
 def write_report(runs: dict[str, list[Path]], metrics: list[str], out: Path, title: str,
                  baselines: dict[str, list[str]] | None = None, failure: tuple[str, float] | None = None,
                  command: str = "", ratio: Collection[str] = (), at: Sequence[int] = (),
-                 steps: dict[Path, int] | None = None) -> Path:
+                 steps: dict[Path, int] | None = None, reach: Mapping[str, float] | None = None) -> Path:
     """``out/report.md`` over the finished runs: per metric, a table of best and final values with 95%
     intervals over seeds, the change over the last quarter of training,
     each group against its baselines (``baselines``: group -> its baselines; difference, interval, Welch's
     t-test, verdict; for the metrics in ``ratio``, the ratio of geometric means and Welch's t-test on
     the logs), and a curves PNG; with ``failure`` (metric, threshold), the share of failed runs
     per group (Fisher's exact test against the baseline); with ``at``, the eval/ metrics' values at those
-    steps in both tables. A run counts once it has done its ``steps`` (``run_steps``; by default its
-    config's)."""
+    steps in both tables; with ``reach`` (metric -> level), the steps and seconds of training each group's
+    runs took to reach the level, compared by the ratio of the medians (``report.reach_table``). A run
+    counts once it has done its ``steps`` (``run_steps``; by default its config's)."""
     lines = [f"# {title}", ""]
     total = sum(map(len, runs.values()))
     run_targets = {f"{name}/{r.name}": steps[r] for name, run_dirs in runs.items() for r in run_dirs
@@ -544,11 +560,17 @@ def write_report(runs: dict[str, list[Path]], metrics: list[str], out: Path, tit
         if baselines and key.startswith("eval/"):
             compared = report.summary(runs, key, lower, log=True, at=at_steps) if key in ratio else rows
             lines += [report.comparison_table(compared, baselines, key, lower, ratio=key in ratio), ""]
+        if key in (reach or {}):
+            lines += [f"### Time to reach {key} {'<=' if lower else '>='} {reach[key]:g}", "",
+                      "Each run's first evaluation at the level or better; a run that never got there counts as "
+                      "slower than every run that did (Mann-Whitney U test, two-sided; percentile bootstrap "
+                      "interval of the ratio of the median times).", "",
+                      report.reach_table(runs, key, reach[key], lower, baselines), ""]
         lines += [f"![{key}](curves-{slug}.png)", ""]
     path = out / "report.md"
     path.write_text("\n".join(lines))
     (out / "experiment.json").write_text(json.dumps({  # what equilibria report needs to state the claims
         "title": title, "metrics": metrics, "baselines": baselines or {}, "failure": failure, "command": command,
-        "ratio": list(ratio), "at": list(at), "steps": run_targets},
+        "ratio": list(ratio), "at": list(at), "reach": dict(reach or {}), "steps": run_targets},
         indent=1) + "\n")
     return path

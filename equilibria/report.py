@@ -20,8 +20,8 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from equilibria.images import save_figure
-from equilibria.statistics import (Comparison, compare, compare_failures, mean_interval, share_interval,
-                                   verdict_at_plateau)
+from equilibria.statistics import (Comparison, compare, compare_failures, compare_times, mean_interval,
+                                   share_interval, verdict_at_plateau)
 
 
 HIGHER_IS_BETTER = ("is", "inception_score", "precision", "recall", "modes", "high_quality")  # metric name endings
@@ -269,6 +269,53 @@ def curves_figure(groups: Mapping[str, Sequence[Path]], key: str, title: str | N
         figure.suptitle(title)
     figure.tight_layout()
     return figure
+
+
+def time_to_reach(records: Sequence[dict], key: str, level: float, lower_is_better: bool) -> tuple[float, float]:
+    """(step, seconds of training) of the first record whose ``key`` is at ``level`` or better; (inf, inf)
+    for a run that never got there."""
+    for r in records:
+        if _has(r, key) and (r[key] <= level if lower_is_better else r[key] >= level):
+            return float(r["step"]), float(r["seconds"])
+    return math.inf, math.inf
+
+
+def reach_times(groups: Mapping[str, Sequence[Path]], key: str, level: float,
+                lower_is_better: bool) -> dict[str, dict[str, list[float]]]:
+    """Per group with runs that logged ``key``: {"steps": [...], "seconds": [...]}, one ``time_to_reach`` per run."""
+    times = {}
+    for group, runs in groups.items():
+        reached = [time_to_reach(records, key, level, lower_is_better) for records in map(load_metrics, runs)
+                   if any(_has(r, key) for r in records)]
+        if reached:
+            times[group] = {"steps": [t[0] for t in reached], "seconds": [t[1] for t in reached]}
+    return times
+
+
+def reach_table(groups: Mapping[str, Sequence[Path]], key: str, level: float, lower_is_better: bool,
+                baselines: Mapping[str, Sequence[str]] | None = None) -> str:
+    """Per group: the runs that reached ``level`` of ``key``, and the median steps and seconds of training
+    they took; against each baseline, the ratio of the median times with its interval, the Mann-Whitney
+    test and the verdict on "faster" (``equilibria.statistics.compare_times``; a run that never got there
+    counts as slower than every run that did)."""
+    times = reach_times(groups, key, level, lower_is_better)
+    lines = [f"| group | reached {key} {'<=' if lower_is_better else '>='} {level:g} | median steps | "
+             "median seconds of training |", "| --- | --- | --- | --- |"]
+    for group, t in times.items():
+        lines.append(f"| {group} | {sum(map(math.isfinite, t['steps']))} of {len(t['steps'])} | "
+                     f"{statistics.median(t['steps']):.6g} | {statistics.median(t['seconds']):.4g} |")
+    compared = [(g, b) for g, b in pairs(baselines or {}) if g in times and b in times]
+    if compared:
+        lines += ["", "| group / baseline | steps: ratio of the medians [95% CI] | Mann-Whitney p | verdict | "
+                  "seconds: ratio of the medians [95% CI] | Mann-Whitney p | verdict |", "| --- " * 7 + "|"]
+        for group, baseline in compared:
+            cells = []
+            for unit in ("steps", "seconds"):
+                c = compare_times(times[group][unit], times[baseline][unit])
+                cells += [comparison_text(c, ratio=True), "n/a" if math.isnan(c.p_value) else f"{c.p_value:.2g}",
+                          f"**{c.verdict}**"]
+            lines.append(f"| {group} / {baseline} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def failure_table(rows: Sequence[dict], key: str, threshold: float, lower_is_better: bool,

@@ -13,7 +13,7 @@ from equilibria import report
 from equilibria.experiment import archive, load_experiment, probe, progress, run_experiment, run_steps, write_report
 from equilibria.launch import RunTask
 from equilibria.report_page import find_runs
-from equilibria.statistics import Comparison
+from equilibria.statistics import Comparison, compare_times
 from equilibria.training.config import ConfigError
 
 
@@ -681,6 +681,40 @@ def test_the_at_key_compares_how_fast_groups_get_there(tmp_path):
     assert ratio == 0.5 and low < 0.5 < high < 1 and cells[12] == "**holds** |"  # geometric means 40 and 80
     assert "| fast | 3 | 10 [" in text and "| 40 [" in text  # values in FID: means 10 and 40 (at step 3)
     assert json.loads((tmp_path / "out" / "experiment.json").read_text())["at"] == [3]
+
+
+def test_the_reach_key_compares_the_time_each_group_took_to_reach_a_level(tmp_path):
+    """FID 30 or lower: the fast group's three runs at step 2 (2 s), the slow group's at step 6 (6 s) and
+    never (its third run ends at 31); medians 2 against 6, the never-reaching run above the others."""
+    curves = {"fast": [[50.0, 29.0, 28.0], [60.0, 30.0, 25.0], [55.0, 20.0, 20.0]],
+              "slow": [[80.0, 50.0, 29.0], [84.0, 40.0, 30.0], [76.0, 45.0, 31.0]]}
+    groups = {}
+    for name, runs in curves.items():
+        for seed, values in enumerate(runs):
+            run = tmp_path / name / f"s{seed}"
+            write_metrics(run, [{"step": step, "seconds": float(step), "eval/fid": v} for step, v in zip((1, 2, 6), values)])
+            (run / "config.yaml").write_text("train: {steps: 6}\n")
+            groups.setdefault(name, []).append(run)
+    text = write_report(groups, ["eval/fid"], tmp_path / "out", "reach", {"fast": ["slow"]},
+                        reach={"eval/fid": 30.0}).read_text()
+    assert "### Time to reach eval/fid <= 30" in text
+    assert "| fast | 3 of 3 | 2 | 2 |" in text and "| slow | 2 of 3 | 6 | 6 |" in text
+    cells = next(line for line in text.splitlines() if line.startswith("| fast / slow |")).split(" | ")
+    assert cells[1].startswith("x0.333 [") and cells[4].startswith("x0.333 [")
+    assert float(cells[2]) == pytest.approx(compare_times([2, 2, 2], [6, 6, math.inf]).p_value, abs=5e-4)
+    assert json.loads((tmp_path / "out" / "experiment.json").read_text())["reach"] == {"eval/fid": 30.0}
+
+
+@pytest.mark.parametrize("bad", ["30", "{eval/fid: true}", "{eval/kid: 30}", "{loss_adv: 1}", "{eval/fid: [30]}"])
+def test_a_bad_reach_key_is_refused(tmp_path, bad):
+    (tmp_path / "c.yaml").write_text("train: {steps: 2}\n")
+    path = tmp_path / "e.yaml"
+    path.write_text(f"metrics: [eval/fid, loss_adv]\nreach: {bad}\ngroups: {{a: {{config: {tmp_path / 'c.yaml'}}}}}\n")
+    with pytest.raises(ConfigError, match=r"experiment key 'reach': got .*; allowed: a mapping from metrics of "
+                                          r"'metrics' that are evaluated \(eval/fid\) to the level"):
+        load_experiment(path)
+    path.write_text(path.read_text().replace(f"reach: {bad}", "reach: {eval/fid: 30}"))
+    assert load_experiment(path).reach == {"eval/fid": 30.0}
 
 
 @pytest.mark.parametrize("bad", ["5000", "[0]", "[true]", "[100, 100]", "[1.5]"])

@@ -111,6 +111,20 @@ def test_the_claims_table_states_the_value_at_each_step_of_the_experiments_at_ke
     assert re.search(r"on eval/fid \(at step 1\)</td><td>x0.25 \[", table)
 
 
+def test_the_claims_table_compares_the_time_to_reach_the_experiments_reach_level(tmp_path):
+    """FID 30 reached at step 1 by the method's runs, at step 2 by one baseline run and never by the other."""
+    groups = fid_runs(tmp_path, {"method": [[(1, 20.0), (2, 10.0)], [(1, 25.0), (2, 10.0)]],
+                                 "baseline": [[(1, 40.0), (2, 30.0)], [(1, 50.0), (2, 35.0)]]})
+    info = {"metrics": ["eval/fid"], "baselines": {"method": ["baseline"]}, "command": "c", "reach": {"eval/fid": 30}}
+    (tmp_path / "experiment.json").write_text(json.dumps(info))
+    row = re.search(r"<tr><td>method reaches eval/fid &lt;= 30 in fewer steps than baseline \(ratio of the medians\)"
+                    r"</td><td>(.*?)</td><td>(.*?)</td><td class=\"(\w+)\">\w+</td><td>(.*?)</td>",
+                    claims_table(groups, tmp_path))
+    assert row.group(1).startswith("x0 [")  # medians 1 and inf (the mean of 2 and never)
+    assert row.group(2).endswith("(Mann-Whitney)") and row.group(3) == "undecided"  # two seeds each
+    assert row.group(4) == "2 of 2 and 1 of 2 seeds reached it"
+
+
 def test_the_page_draws_a_metric_the_experiment_compares_by_ratio_on_a_log_axis(runs, tmp_path, monkeypatch):
     experiment = shutil.copytree(runs[0], tmp_path / "experiment")
     drawn, draw = {}, report.curves_figure

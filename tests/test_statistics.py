@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from equilibria.statistics import (Interval, compare, compare_failures, compare_paired, could_close_gap, mean_interval,
-                                   share_interval, verdict, verdict_at_plateau)
+from equilibria.statistics import (Interval, compare, compare_failures, compare_paired, compare_times, could_close_gap,
+                                   mean_interval, share_interval, verdict, verdict_at_plateau)
 
 
 def test_the_mean_interval_covers_the_true_mean_about_95_percent_of_the_time():
@@ -150,3 +150,31 @@ def test_verdict_at_plateau_asks_the_group_behind():
     assert verdict_at_plateau(fails, flat, fast, True) == ("fails", None)
     undecided = compare([1.0, 5.0, 3.0], [2.0, 4.0, 3.5], lower_is_better=True)
     assert verdict_at_plateau(undecided, fast, fast, True) == ("undecided", None)
+
+
+def test_times_to_reach_by_hand():
+    """Medians 3 and 30: ratio 0.1. Five against five wholly separated: the exact two-sided Mann-Whitney p
+    is 2 / C(10, 5) = 2 / 252; every resample's medians lie in [1, 5] and [10, 50]."""
+    c = compare_times([1, 2, 3, 4, 5], [10, 20, 30, 40, 50])
+    assert math.exp(c.difference) == pytest.approx(0.1)
+    assert c.p_value == pytest.approx(2 / 252)
+    assert math.log(1 / 50) <= c.low < c.difference < c.high <= math.log(5 / 10) and c.verdict == "holds"
+    assert compare_times([10, 20, 30], [1, 2, 3]).difference == pytest.approx(math.log(10))
+
+
+def test_runs_that_never_reach_tie_above_every_run_that_did():
+    """[1, 2, 3] against three runs that never got there: U = 0, and with the three tied the normal
+    approximation with tie correction: mean 4.5, variance 9/12 (7 - 24/30) = 4.65, continuity 0.5."""
+    c = compare_times([1, 2, 3], [math.inf] * 3)
+    z = (0 - 4.5 + 0.5) / math.sqrt(4.65)
+    assert c.difference == -math.inf and c.p_value == pytest.approx(math.erfc(-z / math.sqrt(2)))
+    assert c.verdict == "undecided"  # p 0.064 at three seeds each
+    never = compare_times([math.inf] * 3, [math.inf] * 3)
+    assert (never.difference, never.p_value, never.verdict) == (0.0, 1.0, "undecided")
+    assert math.isnan(compare_times([1.0], [2.0, 3.0]).low)  # one run: no interval
+
+
+@pytest.mark.parametrize("bad", [[], [0.0, 1.0], [-1.0], [math.nan]])
+def test_bad_times_are_refused(bad):
+    with pytest.raises(ValueError, match=r"a: got .*; allowed: a non-empty list of times > 0 \(inf: never reached\)"):
+        compare_times(bad, [1.0])

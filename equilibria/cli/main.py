@@ -93,7 +93,7 @@ def _experiment(args: argparse.Namespace) -> None:
         command = f"equilibria experiment {file}" + (f" --scale {scale}" if scale else "")
         steps = run_steps(experiment, out, args.set)  # a run started with fewer steps than the file's is not done
         path = write_report(runs, experiment.metrics, out, name, experiment.baselines, experiment.failure, command,
-                            experiment.ratio, experiment.at, steps)
+                            experiment.ratio, experiment.at, steps, experiment.reach)
         print(f"report written to {path}", flush=True)
         if args.archive:
             written = archive(runs, out, Path(args.archive), steps)
