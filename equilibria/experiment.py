@@ -32,8 +32,9 @@ over seeds instead, with the interval and the test on the logs (a claim stated a
 robust to one failed seed whose FID is ten times the others); with ``failure``,
 each group's share of failed runs with its exact interval and Fisher's exact test against its
 baseline; with ``reach``, the steps and seconds of training each run took to reach a level, each
-group's median against its baseline's (ratio, bootstrap interval, Mann-Whitney test). Every group starts from the same initial weights for a given seed (the networks are built
-from the seed before any method's).
+group's median against its baseline's (ratio, bootstrap interval, Mann-Whitney test). Every group
+starts from the same initial weights for a given seed (the networks are built from the seed before
+any method's).
 """
 
 from __future__ import annotations
