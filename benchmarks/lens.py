@@ -44,7 +44,10 @@ def main() -> None:
             overrides = [*experiment.overrides, *spec.overrides, f"train.channels_last={value}",
                          f"train.n_adv={args.n_adv}", f"threads={args.threads}", *args.set]
             trainers[f"{method} {layout}"] = build_trainer(load_config(spec.config, overrides))
-    if args.n_adv > 1:
+    if args.n_adv > 1:  # the lens group in channels_last, its adversary updates all told they are the last
+        spec = experiment.groups[GROUPS["lens"]]
+        overrides = [*experiment.overrides, *spec.overrides, "train.channels_last=true", f"train.n_adv={args.n_adv}",
+                     f"threads={args.threads}", *args.set]
         every = trainers["every batch tracked"] = build_trainer(load_config(spec.config, overrides))
         every._adversary_update = lambda diagnostics, last: Trainer._adversary_update(every, diagnostics, last=True)
     for trainer in trainers.values():

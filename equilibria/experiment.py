@@ -356,11 +356,7 @@ def _cost(records: list[dict]) -> tuple[int, float] | None:
     """(steps, seconds) a run's records account for: its training time and every evaluation's
     (``eval_seconds``; none in records written before it was logged); None before its first step."""
     timed = [r for r in records if r.get("step", 0) > 0 and "seconds" in r]
-    if not timed:
-        return None
-    last = timed[-1]
-    evaluations = sum(r.get("eval_seconds", 0.0) for r in records if r.get("step", 0) <= last["step"])
-    return last["step"], last["seconds"] + evaluations
+    return None if not timed else (timed[-1]["step"], _segment_cost(records, 0, timed[-1]["step"]))
 
 
 def _segment_cost(records: list[dict], start: int, end: int) -> float | None:

@@ -304,18 +304,24 @@ def reach_table(groups: Mapping[str, Sequence[Path]], key: str, level: float, lo
     for group, t in times.items():
         lines.append(f"| {group} | {sum(map(math.isfinite, t['steps']))} of {len(t['steps'])} | "
                      f"{statistics.median(t['steps']):.6g} | {statistics.median(t['seconds']):.4g} |")
-    compared = [(g, b) for g, b in pairs(baselines or {}) if g in times and b in times]
-    if compared:
+    cells: dict[tuple[str, str], list[str]] = {}
+    for group, baseline, _, c in reach_comparisons(times, baselines):
+        cells.setdefault((group, baseline), []).extend(
+            [comparison_text(c, ratio=True), "n/a" if math.isnan(c.p_value) else f"{c.p_value:.2g}", f"**{c.verdict}**"])
+    if cells:
         lines += ["", "| group / baseline | steps: ratio of the medians [95% CI] | Mann-Whitney p | verdict | "
                   "seconds: ratio of the medians [95% CI] | Mann-Whitney p | verdict |", "| --- " * 7 + "|"]
-        for group, baseline in compared:
-            cells = []
-            for unit in ("steps", "seconds"):
-                c = compare_times(times[group][unit], times[baseline][unit])
-                cells += [comparison_text(c, ratio=True), "n/a" if math.isnan(c.p_value) else f"{c.p_value:.2g}",
-                          f"**{c.verdict}**"]
-            lines.append(f"| {group} / {baseline} | " + " | ".join(cells) + " |")
+        lines += [f"| {group} / {baseline} | " + " | ".join(row) + " |" for (group, baseline), row in cells.items()]
     return "\n".join(lines)
+
+
+def reach_comparisons(times: Mapping[str, Mapping[str, list[float]]], baselines: Mapping[str, Sequence[str]] | None
+                      ) -> list[tuple[str, str, str, Comparison]]:
+    """(group, baseline, "steps" or "seconds", ``compare_times``) for each group with ``reach_times`` against
+    each of its baselines with them."""
+    return [(group, baseline, unit, compare_times(times[group][unit], times[baseline][unit]))
+            for group, baseline in pairs(baselines or {}) if group in times and baseline in times
+            for unit in ("steps", "seconds")]
 
 
 def failure_table(rows: Sequence[dict], key: str, threshold: float, lower_is_better: bool,

@@ -31,7 +31,7 @@ from matplotlib.figure import Figure
 
 from equilibria import report
 from equilibria.experiment import finished
-from equilibria.statistics import compare_times, mean_interval
+from equilibria.statistics import mean_interval
 from equilibria.training.config import dotted
 
 EVAL_FIRST = ("eval/",)
@@ -179,19 +179,15 @@ def claims_table(groups: dict[str, list[Path]], experiment: Path) -> str:
     for key, level in info.get("reach", {}).items():  # reports written before the key existed have none
         lower = not key.endswith(report.HIGHER_IS_BETTER)
         times = report.reach_times(groups, key, level, lower)
-        for group, baseline in report.pairs(info["baselines"]):
-            if group not in times or baseline not in times:
-                continue
-            for unit in ("steps", "seconds"):
-                c = compare_times(times[group][unit], times[baseline][unit])
-                p = "n/a" if np.isnan(c.p_value) else f"{c.p_value:.2g} (Mann-Whitney)"
-                reached = [f"{sum(map(np.isfinite, times[g][unit]))} of {len(times[g][unit])}" for g in (group, baseline)]
-                lines.append(f"<tr><td>{html.escape(group)} reaches {html.escape(key)} {'&lt;=' if lower else '&gt;='} "
-                             f"{level:g} in fewer {unit} than {html.escape(baseline)} (ratio of the medians)</td>"
-                             f"<td>{report.comparison_text(c, True, 4)}</td><td>{p}</td>"
-                             f"<td class=\"{c.verdict}\">{c.verdict}</td>"
-                             f"<td>{reached[0]} and {reached[1]} seeds reached it</td>"
-                             f"<td><code>{html.escape(info.get('command', ''))}</code></td></tr>")
+        for group, baseline, unit, c in report.reach_comparisons(times, info["baselines"]):
+            p = "n/a" if np.isnan(c.p_value) else f"{c.p_value:.2g} (Mann-Whitney)"
+            reached = [f"{sum(map(np.isfinite, times[g][unit]))} of {len(times[g][unit])}" for g in (group, baseline)]
+            lines.append(f"<tr><td>{html.escape(group)} reaches {html.escape(key)} {'&lt;=' if lower else '&gt;='} "
+                         f"{level:g} in fewer {unit} than {html.escape(baseline)} (ratio of the medians)</td>"
+                         f"<td>{report.comparison_text(c, True, 4)}</td><td>{p}</td>"
+                         f"<td class=\"{c.verdict}\">{c.verdict}</td>"
+                         f"<td>{reached[0]} and {reached[1]} seeds reached it</td>"
+                         f"<td><code>{html.escape(info.get('command', ''))}</code></td></tr>")
     if not lines:
         return "<p>No group has a baseline in this experiment.</p>"
     return ("<table><tr><th>claim</th><th>ours: difference of the means, or xratio of the geometric means (of the "
