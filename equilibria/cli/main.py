@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -278,10 +279,14 @@ def main(argv: list[str] | None = None) -> int:
     from equilibria.training.run import RunStopped
 
     stopped_together = False  # every process reached the same point: wait for the others before leaving
+    ignored: dict = {}
     try:
         args.func(args)
         code, stopped_together = 0, True
     except RunStopped as stopped:
+        # already stopping: a late copy of the signal (torchrun sends each process its own, one after
+        # another) must not kill this one before its message and the others' checkpoint
+        ignored = {signum: signal.signal(signum, signal.SIG_IGN) for signum in (signal.SIGTERM, signal.SIGINT)}
         print(f"equilibria: {stopped}", file=sys.stderr)
         code, stopped_together = stopped.exit_code, True
     except NonFiniteError as error:
@@ -298,6 +303,8 @@ def main(argv: list[str] | None = None) -> int:
         code = 130
     finally:
         _leave_process_group(wait=stopped_together)
+        for signum, handler in ignored.items():
+            signal.signal(signum, handler)
     return code
 
 
