@@ -153,10 +153,13 @@ def markdown_table(rows: Sequence[dict], key: str) -> str:
 def comparison_text(c: Comparison, ratio: bool, digits: int = 3) -> str:
     """"+d [+low, +high]": the difference of the means with its 95% interval (none against a group of one seed);
     with ``ratio`` (a ``Comparison`` of log values), "x r [low, high]": the ratio of the geometric means,
-    exp(difference), and its interval."""
+    exp(difference), and its interval; an infinite ratio of times (``compare_times``) says whose median
+    was never reached."""
     if ratio:
         f, show = f".{digits}g", math.exp
         text = f"x{show(c.difference):{f}}"
+        if math.isinf(c.difference):
+            text += " (the baseline's median never reached)" if c.difference < 0 else " (its median never reached)"
     else:
         f, show = f"+.{digits}g", float
         text = f"{c.difference:{f}}"

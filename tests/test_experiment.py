@@ -401,6 +401,10 @@ def test_the_text_of_a_comparison_by_difference_and_by_ratio():
     assert report.comparison_text(by_ratio, ratio=True) == "x0.25 [0.2, 0.4]"
     assert report.comparison_text(Comparison(math.log(2.0), math.nan, math.nan, math.nan, "undecided"),
                                   ratio=True, digits=4) == "x2"  # against one seed: no interval
+    never = Comparison(-math.inf, -math.inf, math.log(0.5), 0.03, "holds")  # times: the baseline's median is inf
+    assert report.comparison_text(never, ratio=True) == "x0 (the baseline's median never reached) [0, 0.5]"
+    assert report.comparison_text(Comparison(math.inf, math.log(2.0), math.inf, 0.03, "fails"),
+                                  ratio=True) == "xinf (its median never reached) [2, inf]"
 
 
 def test_one_failed_seed_decides_a_ratio_but_not_a_difference(tmp_path):
