@@ -147,26 +147,20 @@ def test_a_two_process_run_resumed_on_one_or_two_equals_the_uninterrupted(two_pr
 
 def test_a_process_that_dies_brings_the_run_down(tmp_path):
     run = tmp_path / "run"
-    args = [TORCHRUN, "--nproc_per_node=2", "--standalone", "-m", "equilibria", "train", "--run-dir", str(run),
-            *[a for o in [*CASES["alternating"], "train.steps=100000", "log.checkpoint_every=100000"]
-              for a in ("--set", o)]]
-    process = subprocess.Popen(args, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, start_new_session=True)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not (run / "metrics.jsonl").exists():
-        time.sleep(0.1)
-    workers = [int(p) for p in os.listdir("/proc") if p.isdigit() and str(run) in _cmdline(p)
-               and "torchrun" not in _cmdline(p) and int(p) != process.pid]
-    assert workers, "no worker process found"
-    os.kill(max(workers), signal.SIGKILL)
+    process = _start_stoppable(run, [*CASES["alternating"], "train.steps=100000", "log.checkpoint_every=100000"])
+    workers = _workers(run, process)
+    assert "1" in workers, f"no worker process of rank 1 found: {workers}"
+    os.kill(workers["1"], signal.SIGKILL)
     killed = time.monotonic()
-    try:
-        _, err = process.communicate(timeout=120)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
+    err = _stderr_once_ended(process)
     assert process.returncode != 0 and time.monotonic() - killed < 120
     assert "Signal 9 (SIGKILL)" in err or "exitcode" in err
+
+
+def _workers(run: Path, process: subprocess.Popen) -> dict[str, int]:
+    """The worker processes torchrun ``process`` started to train ``run``, by rank."""
+    return {_environment(p).get("RANK"): int(p) for p in os.listdir("/proc") if p.isdigit()
+            and str(run) in _cmdline(p) and "torchrun" not in _cmdline(p) and int(p) != process.pid}
 
 
 def _cmdline(pid: str) -> str:
@@ -234,8 +228,7 @@ def test_sigterm_to_one_process_stops_both_after_the_same_step_with_a_checkpoint
     run = tmp_path / "stopped"
     process = _start_stoppable(run, [*CASES["alternating"], "train.steps=100000", "log.every=1",
                                      "log.checkpoint_every=100000", "log.sample_every=100000"])
-    workers = {_environment(p).get("RANK"): int(p) for p in os.listdir("/proc") if p.isdigit()
-               and str(run) in _cmdline(p) and "torchrun" not in _cmdline(p) and int(p) != process.pid}
+    workers = _workers(run, process)
     assert set(workers) == {"0", "1"}, workers
     os.kill(workers["1"], signal.SIGTERM)  # not the first process, which writes the checkpoint
     err = _stderr_once_ended(process)
