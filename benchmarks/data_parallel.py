@@ -69,8 +69,6 @@ def main() -> None:
         result = measure(overrides, args.iterations)
         if result["rank"] == 0:
             print("RESULT " + json.dumps(result), flush=True)
-        # end the group before Python exits: gloo's threads torn down at exit can abort the process
-        torch.distributed.destroy_process_group()
         return
     single = measure(overrides, args.iterations)
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or "torchrun"

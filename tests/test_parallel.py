@@ -117,6 +117,21 @@ def test_evaluation_on_two_processes_logs_every_metric(two_process_runs):
     assert "eval/modes" in metrics(two_process_runs / "two" / "eval-ring")[-1]
 
 
+def test_a_process_group_started_for_training_is_ended_before_python_exits(tmp_path):
+    # left to interpreter exit, gloo's threads abort a process now and then ("terminate called without an
+    # active exception"), which failed this file's torchrun runs in CI once. An exit handler registered
+    # before the group starts runs after the library's (last in, first out) and reports what it found
+    script = tmp_path / "group.py"
+    script.write_text("import atexit, torch, torch.distributed as dist\n"
+                      "from equilibria.core.parallel import from_environment\n"
+                      "atexit.register(lambda: print('RANK', dist.get_rank() if dist.is_initialized() else None, "
+                      "'group running at exit:', dist.is_initialized(), flush=True))\n"
+                      "from_environment(torch.device('cpu'))\n")
+    done = torchrun(str(script), timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("group running at exit: False") == 2, done.stdout
+
+
 @pytest.mark.parametrize("n", [0, 1, 7, 101, 128])
 @pytest.mark.parametrize("world", [1, 2, 3, 8])
 def test_the_shares_of_n_items_cover_them_once_in_order(n, world):

@@ -309,17 +309,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _leave_process_group(wait: bool) -> None:
-    """Under torchrun, end the process group before Python exits: gloo's threads torn down at interpreter
-    exit abort the process ("terminate called without an active exception", pytorch/pytorch#190489),
-    and torchrun, seeing one process fail, kills the others mid-checkpoint. With ``wait``, every process
-    first reaches the barrier (the first one writes last; a stopped run's messages are all printed
+    """Under torchrun, end the process group (``end_process_group``) before leaving. With ``wait``, every
+    process first reaches the barrier (the first one writes last; a stopped run's messages are all printed
     before torchrun sees an exit)."""
     distributed = sys.modules.get("torch.distributed")
     if distributed is None or not distributed.is_initialized():
         return
+    from equilibria.core.parallel import end_process_group
+
     if wait:
         distributed.barrier()
-    distributed.destroy_process_group()
+    end_process_group()
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ makes them use the global batch's statistics.
 
 from __future__ import annotations
 
+import atexit
 import datetime
 import os
 import types
@@ -168,7 +169,7 @@ def from_environment(device: torch.device, timeout: float = 1800.0) -> DataParal
     """The process group torchrun describes (``WORLD_SIZE``, ``RANK``), started if needed: NCCL on
     GPUs (``device`` is this process's GPU, see ``local_device``), gloo on CPU; one process without
     torchrun. A collective that waits longer than ``timeout`` seconds (a process died) raises instead
-    of hanging."""
+    of hanging. A group started here is ended before Python exits (``end_process_group``)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world == 1:
         return SINGLE
@@ -177,7 +178,16 @@ def from_environment(device: torch.device, timeout: float = 1800.0) -> DataParal
             torch.cuda.set_device(device)
         backend = "nccl" if device.type == "cuda" else "gloo"
         dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout))
+        atexit.register(end_process_group)
     return DataParallel(dist.get_rank(), dist.get_world_size(), str(device) if device.type == "cuda" else "cpu")
+
+
+def end_process_group() -> None:
+    """End the default process group, if one is running. Left to interpreter exit, gloo's threads are
+    torn down unjoined and abort the process ("terminate called without an active exception",
+    pytorch/pytorch#190489); torchrun, seeing one process fail, fails the run and kills the others."""
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def local_device(device: torch.device) -> torch.device:
