@@ -120,15 +120,17 @@ def test_evaluation_on_two_processes_logs_every_metric(two_process_runs):
 def test_a_process_group_started_for_training_is_ended_before_python_exits(tmp_path):
     # left to interpreter exit, gloo's threads abort a process now and then ("terminate called without an
     # active exception"), which failed this file's torchrun runs in CI once. An exit handler registered
-    # before the group starts runs after the library's (last in, first out) and reports what it found
+    # before the group starts runs after the library's (last in, first out) and writes what it found to a
+    # file of its rank's (the two processes' prints can interleave on the shared stdout)
     script = tmp_path / "group.py"
-    script.write_text("import atexit, torch, torch.distributed as dist\n"
+    script.write_text("import atexit, os, pathlib, sys, torch, torch.distributed as dist\n"
                       "from equilibria.core.parallel import from_environment\n"
-                      "atexit.register(lambda: print('group running at exit:', dist.is_initialized(), flush=True))\n"
+                      "found = pathlib.Path(sys.argv[1]) / os.environ['RANK']\n"
+                      "atexit.register(lambda: found.write_text(f'group running at exit: {dist.is_initialized()}'))\n"
                       "from_environment(torch.device('cpu'))\n")
-    done = torchrun(str(script), timeout=120)
+    done = torchrun(str(script), str(tmp_path), timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.count("group running at exit: False") == 2, done.stdout
+    assert [(tmp_path / rank).read_text() for rank in ("0", "1")] == ["group running at exit: False"] * 2
 
 
 @pytest.mark.parametrize("n", [0, 1, 7, 101, 128])
