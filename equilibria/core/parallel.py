@@ -27,6 +27,12 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+# differentiable collectives, in every torch 2.x. Imported here, before any process group exists: the
+# module's functions default to ``group=group.WORLD``, evaluated at import, and imported once a group is
+# running they would hold it past ``destroy_process_group``, its gloo threads alive into interpreter
+# exit, where one that frees a tensor aborts the process (1 run in 40 here)
+from torch.distributed.nn.functional import all_gather, all_reduce
+
 from equilibria.randomness import draw
 
 
@@ -103,8 +109,6 @@ class DataParallel:
         loss; the gradient average then divides by their number)."""
         if self.world == 1:
             return batch
-        from torch.distributed.nn.functional import all_gather  # differentiable, in every torch 2.x
-
         return torch.cat(all_gather(batch))
 
     def broadcast(self, value: object) -> object:
@@ -145,8 +149,6 @@ def synchronise_batchnorm(module: nn.Module) -> int:
 def _global_batch_norm(layer: nn.modules.batchnorm._BatchNorm, x: Tensor) -> Tensor:
     if not layer.training:
         return type(layer).forward(layer, x)
-    from torch.distributed.nn.functional import all_reduce  # differentiable
-
     dims = [0, *range(2, x.dim())]
     channels = x.shape[1]
     local = torch.cat([x.sum(dims), (x * x).sum(dims), x.new_full((1,), x.numel() / channels)])
